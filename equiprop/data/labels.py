@@ -1,0 +1,83 @@
+"""Reference labels read from ASE frames, checked for type, shape and finiteness."""
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from ase import Atoms
+
+from equiprop.errors import InputError, where
+from equiprop.keys import Property
+
+
+@dataclass(frozen=True)
+class LabelKeys:
+    """Where each property's reference value lives in a frame.
+
+    Structure labels (energy, dipole) are looked up in ``atoms.info``, per-atom
+    labels (charges, forces) in ``atoms.arrays``; when the key is absent there,
+    ``atoms.calc.results[<property name>]`` is used if a calculator is attached.
+    Defaults follow the FHI-aims/ASE water workflow.
+    """
+
+    energy: str = "dft_energy"  # eV
+    dipole: str = "dft_dipole"  # e*Angstrom
+    charges: str = "dft_hirshfeld"  # e
+    forces: str = "dft_forces"  # eV/Angstrom
+
+    def key(self, prop: Property) -> str:
+        return getattr(self, prop.value)
+
+
+def _expected_shape(prop: Property, n_atoms: int) -> tuple[int, ...]:
+    return {
+        Property.ENERGY: (),
+        Property.DIPOLE: (3,),
+        Property.CHARGES: (n_atoms,),
+        Property.FORCES: (n_atoms, 3),
+    }[prop]
+
+
+def read_label(
+    atoms: Atoms, prop: Property, key: str, index: int = 0, source: str | None = None
+) -> np.ndarray:
+    """The label of ``prop`` stored under ``key`` in one frame, as float64.
+
+    Raises InputError naming the structure and key if the label is missing,
+    non-numeric, wrongly shaped or not finite.
+    """
+    at = where(index, source)
+    per_atom = prop in (Property.CHARGES, Property.FORCES)
+    store = atoms.arrays if per_atom else atoms.info
+    if key in store:
+        value = store[key]
+    elif atoms.calc is not None and prop.value in getattr(atoms.calc, "results", {}):
+        value, key = atoms.calc.results[prop.value], f"calc.results[{prop.value!r}]"
+    else:
+        place = "arrays" if per_atom else "info"
+        raise InputError(f"{at}: no {prop.value} label: key {key!r} is not in atoms.{place}")
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"{at}: label {key!r} is not numeric: {value!r:.60}") from None
+    shape = _expected_shape(prop, len(atoms))
+    if prop is Property.CHARGES and array.shape == (len(atoms), 1):
+        array = array[:, 0]
+    if array.shape != shape:
+        raise InputError(f"{at}: label {key!r} has shape {array.shape}, expected {shape}")
+    if not np.isfinite(array).all():
+        raise InputError(f"{at}: label {key!r} has non-finite values")
+    return array
+
+
+def read_labels(
+    frames: Sequence[Atoms],
+    targets: Sequence[Property],
+    keys: LabelKeys = LabelKeys(),
+    source: str | None = None,
+) -> dict[Property, list[np.ndarray]]:
+    """Labels of every requested target for every frame (one array per frame)."""
+    return {
+        prop: [read_label(atoms, prop, keys.key(prop), k, source) for k, atoms in enumerate(frames)]
+        for prop in targets
+    }

@@ -1,0 +1,14 @@
+"""Errors raised for bad user input.
+
+Every message names where the problem is: the file (when known), the structure
+index and the key, atom or element at fault.
+"""
+
+
+class InputError(ValueError):
+    """Bad input data: the message says which file, structure and key or element."""
+
+
+def where(index: int, source: str | None = None) -> str:
+    """Human-readable location of a structure, e.g. ``"structure 3 of water.xyz"``."""
+    return f"structure {index} of {source}" if source else f"structure {index}"

@@ -1,0 +1,43 @@
+"""Names of the properties a model predicts, with their shapes and units.
+
+One place for these names: models, data readers and the command line use the
+members of :class:`Property`, never bare strings. ``Property`` is a ``StrEnum``,
+so users may pass plain strings such as ``"charges"``.
+"""
+
+from enum import StrEnum
+
+
+class Property(StrEnum):
+    """A predicted property (shape for a batch, unit)."""
+
+    CHARGES = "charges"  # [n_atoms], e (per atom)
+    DIPOLE = "dipole"  # [n_structures, 3], e*Angstrom
+    ENERGY = "energy"  # [n_structures], eV
+    FORCES = "forces"  # [n_atoms, 3], eV/Angstrom, -dE/dpositions
+
+    @classmethod
+    def parse(cls, names) -> tuple["Property", ...]:
+        """Turn user-given target names into properties, in a fixed order.
+
+        ``forces`` implies ``energy`` (forces are its gradient). Raises ValueError
+        naming the unknown target and listing the valid ones.
+        """
+        if isinstance(names, str):
+            names = [n for n in names.split(",") if n.strip()]
+        found = set()
+        for name in names:
+            try:
+                found.add(cls(str(name).strip()))
+            except ValueError:
+                valid = ", ".join(p.value for p in cls)
+                raise ValueError(f"unknown target {name!r}; valid targets: {valid}") from None
+        if not found:
+            raise ValueError("no targets given; choose from " + ", ".join(p.value for p in cls))
+        if cls.FORCES in found:
+            found.add(cls.ENERGY)
+        return tuple(p for p in cls if p in found)
+
+
+#: Per-structure total charge read from ``atoms.info`` (e); 0 when absent.
+TOTAL_CHARGE_KEY = "charge"

@@ -1,0 +1,102 @@
+"""What SchNet and SO3Net share: inputs -> representation -> property heads.
+
+Subclasses build a representation (``represent``); this class turns its
+features into charges, dipoles, energies and forces.
+"""
+
+import torch
+from torch import nn
+
+from equiprop.data.batch import GraphBatch
+from equiprop.data.typemap import TypeMap
+from equiprop.keys import Property
+from equiprop.nn.geometry import edge_vectors
+from equiprop.nn.readout import ScalarReadout, centered_positions, constrain_charges
+from equiprop.nn.scatter import scatter_sum
+
+
+class AtomisticModel(nn.Module):
+    """Base of the equiprop models. Outputs are keyed by :class:`equiprop.keys.Property`.
+
+    Buffers stored with the weights: ``element_energies [n_types]`` (eV, the
+    per-element reference energies added to every atom's energy) and
+    ``energy_scale`` (eV, multiplies the network's atomic energy).
+    """
+
+    def __init__(
+        self,
+        elements,
+        cutoff: float,
+        features: int,
+        targets,
+        charge_constraint: bool,
+        dipole_from_charges: bool,
+    ):
+        super().__init__()
+        if cutoff <= 0:
+            raise ValueError(f"cutoff must be positive, got {cutoff}")
+        self.type_map = TypeMap(tuple(elements))
+        self.cutoff = float(cutoff)
+        self.targets = Property.parse(targets)
+        self.charge_constraint = charge_constraint
+        self.dipole_from_charges = dipole_from_charges
+        needs_charges = Property.CHARGES in self.targets or (
+            Property.DIPOLE in self.targets and dipole_from_charges
+        )
+        self.charge_head = ScalarReadout(features) if needs_charges else None
+        self.energy_head = ScalarReadout(features) if Property.ENERGY in self.targets else None
+        self.register_buffer("element_energies", torch.zeros(len(self.type_map)))
+        self.register_buffer("energy_scale", torch.tensor(1.0))
+
+    def represent(self, batch: GraphBatch, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Invariant features ``[n_atoms, features]`` and per-atom l=1 vectors ``[n_atoms, 3]`` (or None)."""
+        raise NotImplementedError
+
+    def forward(self, batch: GraphBatch, compute_forces: bool = False) -> dict[Property, torch.Tensor]:
+        """Predict the model's targets for a batch (forces only if ``compute_forces``).
+
+        Returns ``charges [n_atoms]``, ``dipole [n_structures, 3]``, ``energy
+        [n_structures]``, ``forces [n_atoms, 3]``, each present if it is a target.
+        """
+        positions = batch.positions
+        if compute_forces and not positions.requires_grad:
+            positions = positions.detach().requires_grad_(True)
+        vectors = edge_vectors(positions, batch.edge_index, batch.cell_shifts, batch.cell, batch.structure)
+        scalars, atomic_dipoles = self.represent(batch, vectors)
+        out: dict[Property, torch.Tensor] = {}
+        charges = self._charges(scalars, batch) if self.charge_head is not None else None
+        if Property.CHARGES in self.targets:
+            out[Property.CHARGES] = charges
+        if Property.DIPOLE in self.targets:
+            out[Property.DIPOLE] = self._dipole(charges, atomic_dipoles, positions, batch)
+        if Property.ENERGY in self.targets:
+            atomic = self.energy_head(scalars) * self.energy_scale + self.element_energies[batch.types]
+            out[Property.ENERGY] = scatter_sum(atomic, batch.structure, batch.n_structures)
+            if compute_forces:
+                (gradient,) = torch.autograd.grad(
+                    out[Property.ENERGY].sum(), positions, create_graph=self.training
+                )
+                out[Property.FORCES] = -gradient
+        return out
+
+    def _charges(self, scalars: torch.Tensor, batch: GraphBatch) -> torch.Tensor:
+        charges = self.charge_head(scalars)  # [n_atoms]
+        if self.charge_constraint:
+            charges = constrain_charges(charges, batch.structure, batch.total_charge, batch.n_atoms)
+        return charges
+
+    def _dipole(self, charges, atomic_dipoles, positions, batch: GraphBatch) -> torch.Tensor:
+        """``sum_i q_i (r_i - centre) + sum_i mu_i`` per structure, ``[n_structures, 3]``."""
+        dipole = positions.new_zeros((batch.n_structures, 3))
+        if charges is not None and self.dipole_from_charges:
+            arms = centered_positions(positions, batch.structure, batch.n_atoms)
+            dipole = dipole + scatter_sum(charges[:, None] * arms, batch.structure, batch.n_structures)
+        if atomic_dipoles is not None:
+            dipole = dipole + scatter_sum(atomic_dipoles, batch.structure, batch.n_structures)
+        return dipole
+
+    def predict(self, frames, batch_size: int = 32, source: str | None = None) -> dict[str, object]:
+        """Predict every target for ASE frames; see :func:`equiprop.models.predict.predict`."""
+        from equiprop.models.predict import predict
+
+        return predict(self, frames, batch_size=batch_size, source=source)

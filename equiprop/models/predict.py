@@ -1,0 +1,42 @@
+"""Predictions for lists of ASE structures, as numpy arrays."""
+
+import numpy as np
+import torch
+
+from equiprop.data.batch import collate
+from equiprop.data.graph import frames_to_graphs
+from equiprop.keys import Property
+
+
+def predict(model, frames, batch_size: int = 32, source: str | None = None) -> dict[str, object]:
+    """Run ``model`` on ``frames`` (ase.Atoms) in batches of ``batch_size``.
+
+    Returns a dict keyed by property name: ``charges`` and ``forces`` are lists
+    with one array per structure (``[n_atoms_k]``, ``[n_atoms_k, 3]``);
+    ``dipole`` is ``[n_structures, 3]`` and ``energy`` ``[n_structures]``.
+    Forces come with every energy model. Units: e, e*Angstrom, eV, eV/Angstrom.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    graphs = frames_to_graphs(frames, model.type_map, model.cutoff, source)
+    reference = next(model.parameters())
+    with_forces = Property.ENERGY in model.targets
+    chunks: dict[Property, list[np.ndarray]] = {}
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(graphs), batch_size):
+            batch = collate(graphs[start : start + batch_size]).to(reference.device, reference.dtype)
+            with torch.set_grad_enabled(with_forces):
+                out = model(batch, compute_forces=with_forces)
+            sizes = batch.n_atoms.tolist()
+            for prop, value in out.items():
+                value = value.detach().cpu().numpy()
+                per_atom = prop in (Property.CHARGES, Property.FORCES)
+                chunks.setdefault(prop, []).extend(np.split(value, np.cumsum(sizes)[:-1]) if per_atom else value)
+    finally:
+        model.train(was_training)
+    return {
+        prop.value: values if prop in (Property.CHARGES, Property.FORCES) else np.stack(values)
+        for prop, values in chunks.items()
+    }

@@ -1,0 +1,65 @@
+"""Invariant SchNet: element embedding, continuous-filter convolutions, scalar heads."""
+
+import torch
+from torch import nn
+
+from equiprop.data.batch import GraphBatch
+from equiprop.keys import Property
+from equiprop.models.base import AtomisticModel
+from equiprop.nn.cfconv import SchNetInteraction
+from equiprop.nn.embedding import ElementEmbedding
+from equiprop.nn.radial import CosineCutoff, GaussianRBF
+
+
+class SchNet(AtomisticModel):
+    """Invariant message passing network (Schütt et al., 2018).
+
+    Args:
+        elements: ordered chemical symbols, e.g. ``["H", "O"]``; element
+            ``elements[k]`` gets type index k. Stored with the model.
+        cutoff: neighbour cutoff radius, Angstrom.
+        features: width of the atom features.
+        interactions: number of interaction blocks (residual updates).
+        targets: any of ``"charges"``, ``"dipole"``, ``"energy"``, ``"forces"``
+            (forces are always given with energy).
+        n_rbf: number of Gaussian radial basis functions.
+        rbf_start: centre of the first Gaussian, Angstrom.
+        charge_constraint: shift charges so each structure's sum equals its
+            total charge (``atoms.info["charge"]``, default 0) exactly.
+        dipole_from_charges: must be True when ``dipole`` is a target: an
+            invariant network can only give the dipole as ``sum_i q_i r_i``
+            (about each structure's geometric centre).
+
+    Outputs (``predict``): charges in e, dipole in e*Angstrom, energy in eV,
+    forces in eV/Angstrom.
+    """
+
+    def __init__(
+        self,
+        elements,
+        cutoff: float = 5.0,
+        features: int = 64,
+        interactions: int = 3,
+        targets=("charges",),
+        n_rbf: int = 20,
+        rbf_start: float = 0.0,
+        charge_constraint: bool = True,
+        dipole_from_charges: bool = True,
+    ):
+        self.hparams = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        self.hparams["elements"], self.hparams["targets"] = list(elements), list(Property.parse(targets))
+        if Property.DIPOLE in Property.parse(targets) and not dipole_from_charges:
+            raise ValueError("SchNet is invariant: its dipole can only come from charges (dipole_from_charges=True)")
+        super().__init__(elements, cutoff, features, targets, charge_constraint, dipole_from_charges)
+        self.embedding = ElementEmbedding(len(self.type_map), features)
+        self.rbf = GaussianRBF(n_rbf, cutoff, rbf_start)
+        self.fcut = CosineCutoff(cutoff)
+        self.interactions = nn.ModuleList(SchNetInteraction(features, n_rbf) for _ in range(interactions))
+
+    def represent(self, batch: GraphBatch, vectors: torch.Tensor) -> tuple[torch.Tensor, None]:
+        distances = torch.linalg.norm(vectors, dim=1)  # [n_edges]
+        rbf, fcut = self.rbf(distances), self.fcut(distances)  # [n_edges, n_rbf], [n_edges]
+        x = self.embedding(batch.types)  # [n_atoms, features]
+        for interaction in self.interactions:
+            x = x + interaction(x, rbf, fcut, batch.edge_index)
+        return x, None

@@ -1,0 +1,89 @@
+"""SO(3)-equivariant SO3Net on e3nn irreps, with scalar and l=1 readouts."""
+
+import torch
+from e3nn import o3
+from torch import nn
+
+from equiprop.data.batch import GraphBatch
+from equiprop.keys import Property
+from equiprop.models.base import AtomisticModel
+from equiprop.nn.embedding import ElementEmbedding
+from equiprop.nn.irreps import hidden_irreps
+from equiprop.nn.radial import CosineCutoff, GaussianRBF
+from equiprop.nn.readout import VectorReadout
+from equiprop.nn.so3block import SO3Interaction
+
+
+class SO3Net(AtomisticModel):
+    """Equivariant message passing with features of every l up to ``lmax``.
+
+    Scalar element embeddings are lifted to ``features x (0e + 1o + 2e + ...)``
+    (higher l start at zero); each interaction convolves neighbour irreps with
+    the spherical harmonics of the edge direction (radially weighted tensor
+    product), raises body order with a channel-wise self tensor product, applies
+    a gated nonlinearity and linear mixing, and adds the result (residual).
+    Scalars feed the charge and energy heads; the l=1 part feeds per-atom
+    dipoles that are summed per structure.
+
+    Args:
+        elements: ordered chemical symbols, e.g. ``["H", "O"]``; element
+            ``elements[k]`` gets type index k. Stored with the model.
+        cutoff: neighbour cutoff radius, Angstrom.
+        lmax: highest angular momentum of the features (>= 1).
+        features: channels per l.
+        interactions: number of interaction blocks.
+        targets: any of ``"charges"``, ``"dipole"``, ``"energy"``, ``"forces"``
+            (forces are always given with energy).
+        n_rbf: number of Gaussian radial basis functions.
+        rbf_start: centre of the first Gaussian, Angstrom.
+        radial_hidden: hidden width of the radial MLPs giving tensor-product weights.
+        avg_neighbors: constant that normalises neighbour sums.
+        charge_constraint: shift charges so each structure's sum equals its
+            total charge (``atoms.info["charge"]``, default 0) exactly.
+        dipole_from_charges: add ``sum_i q_i (r_i - centre)`` from the predicted
+            charges to the sum of atomic dipoles.
+
+    Outputs (``predict``): charges in e, dipole in e*Angstrom, energy in eV,
+    forces in eV/Angstrom.
+    """
+
+    def __init__(
+        self,
+        elements,
+        cutoff: float = 5.0,
+        lmax: int = 2,
+        features: int = 32,
+        interactions: int = 3,
+        targets=("charges", "dipole"),
+        n_rbf: int = 20,
+        rbf_start: float = 0.0,
+        radial_hidden: int = 64,
+        avg_neighbors: float = 8.0,
+        charge_constraint: bool = True,
+        dipole_from_charges: bool = True,
+    ):
+        self.hparams = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        self.hparams["elements"], self.hparams["targets"] = list(elements), list(Property.parse(targets))
+        super().__init__(elements, cutoff, features, targets, charge_constraint, dipole_from_charges)
+        self.irreps = hidden_irreps(features, lmax)
+        self.features = features
+        self.embedding = ElementEmbedding(len(self.type_map), features)
+        self.rbf = GaussianRBF(n_rbf, cutoff, rbf_start)
+        self.fcut = CosineCutoff(cutoff)
+        self.sh = o3.SphericalHarmonics(o3.Irreps.spherical_harmonics(lmax), normalize=True, normalization="component")
+        self.interactions = nn.ModuleList(
+            SO3Interaction(self.irreps, self.sh.irreps_out, n_rbf, radial_hidden, avg_neighbors)
+            for _ in range(interactions)
+        )
+        self.dipole_head = VectorReadout(self.irreps, features) if Property.DIPOLE in self.targets else None
+
+    def represent(self, batch: GraphBatch, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        distances = torch.linalg.norm(vectors, dim=1)  # [n_edges]
+        rbf, fcut = self.rbf(distances), self.fcut(distances)  # [n_edges, n_rbf], [n_edges]
+        sh = self.sh(vectors)  # [n_edges, (lmax + 1)^2]
+        scalars = self.embedding(batch.types)  # [n_atoms, features]
+        x = torch.cat([scalars, scalars.new_zeros(scalars.shape[0], self.irreps.dim - self.features)], dim=1)
+        for interaction in self.interactions:
+            x = x + interaction(x, sh, rbf, fcut, batch.edge_index)  # [n_atoms, irreps.dim]
+        atomic_dipoles = self.dipole_head(x) if self.dipole_head is not None else None  # [n_atoms, 3]
+        return x[:, : self.features], atomic_dipoles

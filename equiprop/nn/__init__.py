@@ -1,0 +1,31 @@
+"""Building blocks: radial bases, embeddings, convolutions, gates and readouts."""
+
+from equiprop.nn.cfconv import CFConv, SchNetInteraction
+from equiprop.nn.embedding import ElementEmbedding
+from equiprop.nn.gate import GatedNonlinearity
+from equiprop.nn.geometry import edge_vectors
+from equiprop.nn.irreps import hidden_irreps
+from equiprop.nn.product import BodyOrderProduct
+from equiprop.nn.radial import CosineCutoff, GaussianRBF
+from equiprop.nn.readout import ScalarReadout, VectorReadout, constrain_charges
+from equiprop.nn.scatter import scatter_sum
+from equiprop.nn.so3block import SO3Interaction
+from equiprop.nn.so3conv import SO3Convolution
+
+__all__ = [
+    "BodyOrderProduct",
+    "CFConv",
+    "CosineCutoff",
+    "ElementEmbedding",
+    "GatedNonlinearity",
+    "GaussianRBF",
+    "SO3Convolution",
+    "SO3Interaction",
+    "ScalarReadout",
+    "SchNetInteraction",
+    "VectorReadout",
+    "constrain_charges",
+    "edge_vectors",
+    "hidden_irreps",
+    "scatter_sum",
+]

@@ -1,0 +1,75 @@
+"""Fixtures built in code (ase.build), and helpers that make physics tests one-liners."""
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from ase.build import molecule
+from e3nn import o3
+
+import equiprop
+
+ELEMENTS = ["H", "O"]
+
+
+@pytest.fixture(params=[torch.float32, torch.float64], ids=["float32", "float64"])
+def dtype(request):
+    return request.param
+
+
+def water_cluster(n_molecules: int, seed: int = 0, spacing: float = 2.9) -> Atoms:
+    """``n_molecules`` randomly oriented, slightly distorted waters on a jittered grid."""
+    rng = np.random.default_rng(seed)
+    cluster = Atoms()
+    side = int(np.ceil(n_molecules ** (1 / 3)))
+    for k in range(n_molecules):
+        water = molecule("H2O")
+        water.rotate(rng.uniform(0, 360), rng.normal(size=3) + 1e-3, center="COM")
+        grid = np.array([k % side, (k // side) % side, k // side**2], dtype=float)
+        water.positions += grid * spacing + rng.normal(scale=0.15, size=3) + rng.normal(scale=0.03, size=(3, 3))
+        cluster += water
+    return cluster
+
+
+def periodic_water(seed: int = 0) -> Atoms:
+    """Eight waters in a periodic cube of 6.2 Angstrom (some bonds cross the boundary)."""
+    atoms = water_cluster(8, seed=seed, spacing=3.1)
+    atoms.set_cell(np.diag([6.2, 6.2, 6.2]) + np.random.default_rng(seed).normal(scale=0.1, size=(3, 3)))
+    atoms.pbc = True
+    atoms.positions += 1.0
+    return atoms
+
+
+def rotated(atoms: Atoms, rotation: np.ndarray, shift=(0.0, 0.0, 0.0)) -> Atoms:
+    """Copy of ``atoms`` with positions and cell rotated (``r -> r R^T``) and then shifted."""
+    new = atoms.copy()
+    new.positions = atoms.positions @ rotation.T + np.asarray(shift)
+    new.set_cell(atoms.cell.array @ rotation.T, scale_atoms=False)
+    return new
+
+
+def random_rotation(seed: int) -> np.ndarray:
+    """A random proper rotation matrix (det +1), float64."""
+    torch.manual_seed(seed)
+    return o3.rand_matrix(dtype=torch.float64).numpy()
+
+
+def assert_close(actual, expected, dtype) -> None:
+    """1e-10 (absolute, for values of order one) in float64; 1e-5 relative in float32."""
+    actual, expected = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    scale = max(float(np.abs(expected).max(initial=0.0)), 1.0)
+    tol = 1e-10 if dtype == torch.float64 else 1e-5
+    err = float(np.abs(actual - expected).max(initial=0.0))
+    assert err <= tol * scale, f"max deviation {err:.3e} > {tol:.0e} x {scale:.3g}"
+
+
+def make_model(kind: str, dtype=torch.float64, seed: int = 0, **overrides):
+    """A small randomly initialised model of ``kind`` ('schnet' or 'so3net') with all targets."""
+    torch.manual_seed(seed)
+    args = dict(elements=ELEMENTS, cutoff=3.0, features=8, interactions=2, targets=["charges", "dipole", "energy"])
+    args.update(overrides)
+    model = equiprop.SchNet(**args) if kind == "schnet" else equiprop.SO3Net(**{"lmax": 2, **args})
+    with torch.no_grad():  # non-zero energy references and scale, so they are tested too
+        model.element_energies.copy_(torch.tensor([-0.3, -1.2]))
+        model.energy_scale.fill_(0.5)
+    return model.to(dtype)

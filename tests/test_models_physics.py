@@ -1,0 +1,139 @@
+"""Whole-model physics: symmetry, batching, periodicity, charge conservation, forces, smoothness."""
+
+import numpy as np
+import pytest
+import torch
+from ase.build import make_supercell
+
+from conftest import assert_close, make_model, periodic_water, random_rotation, rotated, water_cluster
+
+KINDS = ["schnet", "so3net"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_rotation_and_translation(kind, dtype):
+    model = make_model(kind, dtype)
+    frames = [water_cluster(3, seed=1), periodic_water(seed=2)]
+    for seed, frame in enumerate(frames):
+        R = random_rotation(seed)
+        ref = model.predict([frame])
+        new = model.predict([rotated(frame, R, shift=(1.7, -3.2, 0.4))])
+        assert_close(new["charges"][0], ref["charges"][0], dtype)
+        assert_close(new["energy"], ref["energy"], dtype)
+        assert_close(new["dipole"], ref["dipole"] @ R.T, dtype)
+        assert_close(new["forces"][0], ref["forces"][0] @ R.T, dtype)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_permutation(kind, dtype):
+    model = make_model(kind, dtype)
+    frame = water_cluster(3, seed=3)
+    perm = np.random.default_rng(0).permutation(len(frame))
+    ref, new = model.predict([frame]), model.predict([frame[perm]])
+    assert_close(new["charges"][0], ref["charges"][0][perm], dtype)
+    assert_close(new["forces"][0], ref["forces"][0][perm], dtype)
+    assert_close(new["energy"], ref["energy"], dtype)
+    assert_close(new["dipole"], ref["dipole"], dtype)
+
+
+@pytest.mark.parametrize("lmax", [1, 3])
+def test_so3net_any_lmax_is_equivariant(lmax):
+    model = make_model("so3net", torch.float64, lmax=lmax)
+    frame, R = water_cluster(2, seed=4), random_rotation(5)
+    ref, new = model.predict([frame]), model.predict([rotated(frame, R)])
+    assert_close(new["dipole"], ref["dipole"] @ R.T, torch.float64)
+    assert_close(new["forces"][0], ref["forces"][0] @ R.T, torch.float64)
+    assert_close(new["energy"], ref["energy"], torch.float64)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_batch_equals_singles(kind, dtype):
+    model = make_model(kind, dtype)
+    frames = [water_cluster(n, seed=n) for n in (1, 2, 4)] + [periodic_water(seed=7)]
+    batched = model.predict(frames, batch_size=len(frames))
+    for k, frame in enumerate(frames):
+        single = model.predict([frame])
+        assert_close(batched["energy"][k], single["energy"][0], dtype)
+        assert_close(batched["dipole"][k], single["dipole"][0], dtype)
+        assert_close(batched["charges"][k], single["charges"][0], dtype)
+        assert_close(batched["forces"][k], single["forces"][0], dtype)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_periodic_equals_supercell(kind):
+    model = make_model(kind, torch.float64, targets=["charges", "energy"])
+    cell = periodic_water(seed=8)
+    supercell = make_supercell(cell, np.diag([2, 1, 2]))
+    ref, big = model.predict([cell]), model.predict([supercell])
+    n = len(cell)
+    assert_close(big["energy"][0] / len(supercell), ref["energy"][0] / n, torch.float64)
+    for copy in range(4):  # make_supercell keeps the atom order within each copy
+        assert_close(big["charges"][0][copy * n : (copy + 1) * n], ref["charges"][0], torch.float64)
+        assert_close(big["forces"][0][copy * n : (copy + 1) * n], ref["forces"][0], torch.float64)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("total", [0.0, 1.0, -2.0])
+def test_charge_conservation(kind, total, dtype):
+    model = make_model(kind, dtype)
+    frames = [water_cluster(n, seed=n) for n in (1, 3, 5)]
+    for frame in frames:
+        frame.info["charge"] = total
+    charges = model.predict(frames)["charges"]
+    for q in charges:
+        assert abs(q.astype(np.float64).sum() - total) < 1e-6
+
+
+def test_unconstrained_charges_are_free():
+    """Without the constraint the sum is whatever the network says (the test above can fail)."""
+    model = make_model("schnet", torch.float64, charge_constraint=False)
+    q = model.predict([water_cluster(2)])["charges"][0]
+    assert abs(q.sum()) > 1e-6
+
+
+def _energy(model, frame):
+    return float(model.predict([frame])["energy"][0])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_forces_match_finite_differences(kind):
+    model = make_model(kind, torch.float64)
+    for frame in (water_cluster(2, seed=9), periodic_water(seed=10)):
+        forces = model.predict([frame])["forces"][0]
+        h = 1e-5
+        rng = np.random.default_rng(0)
+        for atom, axis in zip(rng.choice(len(frame), 4, replace=False), rng.integers(0, 3, 4)):
+            plus, minus = frame.copy(), frame.copy()
+            plus.positions[atom, axis] += h
+            minus.positions[atom, axis] -= h
+            numeric = -(_energy(model, plus) - _energy(model, minus)) / (2 * h)
+            assert abs(numeric - forces[atom, axis]) < 1e-6 * max(1.0, abs(numeric))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_energy_smooth_across_cutoff(kind):
+    """Pull one water away from another through the cutoff: no jump in energy or force."""
+    model = make_model(kind, torch.float64, targets=["energy"])
+    pair = water_cluster(2, seed=11, spacing=2.8)
+    first, second = np.arange(3), np.arange(3, 6)
+    direction = pair.positions[second].mean(0) - pair.positions[first].mean(0)
+    direction /= np.linalg.norm(direction)
+
+    def closest(frame):
+        return np.linalg.norm(frame.positions[first][:, None] - frame.positions[second][None], axis=-1).min()
+
+    energies, forces, gaps = [], [], []
+    for step in np.arange(0.0, 3.0, 0.002):
+        frame = pair.copy()
+        frame.positions[second] += step * direction
+        p = model.predict([frame])
+        energies.append(p["energy"][0])
+        forces.append(np.linalg.norm(p["forces"][0][second].sum(0)))  # net force between the molecules
+        gaps.append(closest(frame))
+    energies, forces, gaps = map(np.asarray, (energies, forces, gaps))
+    assert gaps[0] < 3.0 < gaps[-1]  # the closest pair crossed the cutoff
+    assert np.abs(np.diff(energies)).max() < 1e-3  # steps of 2 mA: a jump would show
+    assert np.abs(np.diff(forces)).max() < 2e-2
+    beyond = gaps > 3.0  # fully apart: the two molecules no longer interact
+    assert np.ptp(energies[beyond]) < 1e-12 and forces[beyond].max() < 1e-12
+    assert forces[~beyond].max() > 1e-4  # ...while they did interact before
