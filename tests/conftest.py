@@ -66,10 +66,12 @@ def assert_close(actual, expected, dtype) -> None:
 def make_model(kind: str, dtype=torch.float64, seed: int = 0, **overrides):
     """A small randomly initialised model of ``kind`` ('schnet' or 'so3net') with all targets."""
     torch.manual_seed(seed)
-    args = dict(elements=ELEMENTS, cutoff=3.0, features=8, interactions=2, targets=["charges", "dipole", "energy"])
+    args = dict(
+        elements=ELEMENTS, cutoff=3.0, features=8, interactions=2, targets=["charges", "dipole", "energy"], dtype=dtype
+    )
     args.update(overrides)
     model = equiprop.SchNet(**args) if kind == "schnet" else equiprop.SO3Net(**{"lmax": 2, **args})
     with torch.no_grad():  # non-zero energy references and scale, so they are tested too
-        model.element_energies.copy_(torch.tensor([-0.3, -1.2]))
+        model.element_energies.copy_(torch.tensor([-0.3, -1.2], dtype=dtype))
         model.energy_scale.fill_(0.5)
-    return model.to(dtype)
+    return model

@@ -112,28 +112,38 @@ def test_forces_match_finite_differences(kind):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_energy_smooth_across_cutoff(kind):
-    """Pull one water away from another through the cutoff: no jump in energy or force."""
+    """Pull one water away from another until the closest pair crosses the cutoff.
+
+    Right at the crossing, energy and forces must not jump; once apart, the two
+    molecules must not interact at all.
+    """
     model = make_model(kind, torch.float64, targets=["energy"])
     pair = water_cluster(2, seed=11, spacing=2.8)
     first, second = np.arange(3), np.arange(3, 6)
     direction = pair.positions[second].mean(0) - pair.positions[first].mean(0)
     direction /= np.linalg.norm(direction)
 
-    def closest(frame):
-        return np.linalg.norm(frame.positions[first][:, None] - frame.positions[second][None], axis=-1).min()
-
-    energies, forces, gaps = [], [], []
-    for step in np.arange(0.0, 3.0, 0.002):
+    def moved(step):
         frame = pair.copy()
         frame.positions[second] += step * direction
-        p = model.predict([frame])
-        energies.append(p["energy"][0])
-        forces.append(np.linalg.norm(p["forces"][0][second].sum(0)))  # net force between the molecules
-        gaps.append(closest(frame))
-    energies, forces, gaps = map(np.asarray, (energies, forces, gaps))
-    assert gaps[0] < 3.0 < gaps[-1]  # the closest pair crossed the cutoff
-    assert np.abs(np.diff(energies)).max() < 1e-3  # steps of 2 mA: a jump would show
-    assert np.abs(np.diff(forces)).max() < 2e-2
-    beyond = gaps > 3.0  # fully apart: the two molecules no longer interact
-    assert np.ptp(energies[beyond]) < 1e-12 and forces[beyond].max() < 1e-12
-    assert forces[~beyond].max() > 1e-4  # ...while they did interact before
+        return frame
+
+    def gap(step):
+        positions = moved(step).positions
+        return np.linalg.norm(positions[first][:, None] - positions[second][None], axis=-1).min()
+
+    low, high = 0.0, 3.0  # bisect for the step at which the closest pair is at the cutoff
+    assert gap(low) < model.cutoff < gap(high)
+    for _ in range(60):
+        mid = 0.5 * (low + high)
+        low, high = (mid, high) if gap(mid) < model.cutoff else (low, mid)
+    inside, outside = model.predict([moved(low - 1e-7)]), model.predict([moved(high + 1e-7)])
+    assert abs(inside["energy"][0] - outside["energy"][0]) < 1e-10
+    assert np.abs(inside["forces"][0] - outside["forces"][0]).max() < 1e-6
+
+    def net_force(step):  # force between the molecules
+        return np.linalg.norm(model.predict([moved(step)])["forces"][0][second].sum(0))
+
+    assert net_force(0.5 * low) > 1e-4  # they interact inside the cutoff...
+    far = [model.predict([moved(high + d)])["energy"][0] for d in (0.01, 0.5, 2.0)]
+    assert np.ptp(far) < 1e-12 and net_force(high + 0.01) < 1e-12  # ...and not beyond it

@@ -8,6 +8,7 @@ from equiprop.keys import Property
 from equiprop.models.base import AtomisticModel
 from equiprop.nn.cfconv import SchNetInteraction
 from equiprop.nn.embedding import ElementEmbedding
+from equiprop.nn.precision import as_dtype, default_dtype
 from equiprop.nn.radial import CosineCutoff, GaussianRBF
 
 
@@ -29,6 +30,7 @@ class SchNet(AtomisticModel):
         dipole_from_charges: must be True when ``dipole`` is a target: an
             invariant network can only give the dipole as ``sum_i q_i r_i``
             (about each structure's geometric centre).
+        dtype: ``"float32"`` or ``"float64"``, the precision of the weights.
 
     Outputs (``predict``): charges in e, dipole in e*Angstrom, energy in eV,
     forces in eV/Angstrom.
@@ -45,16 +47,19 @@ class SchNet(AtomisticModel):
         rbf_start: float = 0.0,
         charge_constraint: bool = True,
         dipole_from_charges: bool = True,
+        dtype="float32",
     ):
         self.hparams = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         self.hparams["elements"], self.hparams["targets"] = list(elements), list(Property.parse(targets))
+        self.hparams["dtype"] = str(as_dtype(dtype)).removeprefix("torch.")
         if Property.DIPOLE in Property.parse(targets) and not dipole_from_charges:
             raise ValueError("SchNet is invariant: its dipole can only come from charges (dipole_from_charges=True)")
-        super().__init__(elements, cutoff, features, targets, charge_constraint, dipole_from_charges)
-        self.embedding = ElementEmbedding(len(self.type_map), features)
-        self.rbf = GaussianRBF(n_rbf, cutoff, rbf_start)
-        self.fcut = CosineCutoff(cutoff)
-        self.interactions = nn.ModuleList(SchNetInteraction(features, n_rbf) for _ in range(interactions))
+        with default_dtype(dtype):  # e3nn constants exact in this precision
+            super().__init__(elements, cutoff, features, targets, charge_constraint, dipole_from_charges)
+            self.embedding = ElementEmbedding(len(self.type_map), features)
+            self.rbf = GaussianRBF(n_rbf, cutoff, rbf_start)
+            self.fcut = CosineCutoff(cutoff)
+            self.interactions = nn.ModuleList(SchNetInteraction(features, n_rbf) for _ in range(interactions))
 
     def represent(self, batch: GraphBatch, vectors: torch.Tensor) -> tuple[torch.Tensor, None]:
         distances = torch.linalg.norm(vectors, dim=1)  # [n_edges]

@@ -8,6 +8,7 @@ from equiprop.data.batch import GraphBatch
 from equiprop.keys import Property
 from equiprop.models.base import AtomisticModel
 from equiprop.nn.embedding import ElementEmbedding
+from equiprop.nn.precision import as_dtype, default_dtype
 from equiprop.nn.irreps import hidden_irreps
 from equiprop.nn.radial import CosineCutoff, GaussianRBF
 from equiprop.nn.readout import VectorReadout
@@ -42,6 +43,10 @@ class SO3Net(AtomisticModel):
             total charge (``atoms.info["charge"]``, default 0) exactly.
         dipole_from_charges: add ``sum_i q_i (r_i - centre)`` from the predicted
             charges to the sum of atomic dipoles.
+        dtype: ``"float32"`` or ``"float64"``. The model is built in this
+            precision, so e3nn's Clebsch-Gordan constants are exact in it
+            (casting a float32 model with ``.double()`` keeps float32-rounded
+            constants: equivariant to about 1e-7 only).
 
     Outputs (``predict``): charges in e, dipole in e*Angstrom, energy in eV,
     forces in eV/Angstrom.
@@ -61,21 +66,24 @@ class SO3Net(AtomisticModel):
         avg_neighbors: float = 8.0,
         charge_constraint: bool = True,
         dipole_from_charges: bool = True,
+        dtype="float32",
     ):
         self.hparams = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         self.hparams["elements"], self.hparams["targets"] = list(elements), list(Property.parse(targets))
-        super().__init__(elements, cutoff, features, targets, charge_constraint, dipole_from_charges)
-        self.irreps = hidden_irreps(features, lmax)
-        self.features = features
-        self.embedding = ElementEmbedding(len(self.type_map), features)
-        self.rbf = GaussianRBF(n_rbf, cutoff, rbf_start)
-        self.fcut = CosineCutoff(cutoff)
-        self.sh = o3.SphericalHarmonics(o3.Irreps.spherical_harmonics(lmax), normalize=True, normalization="component")
-        self.interactions = nn.ModuleList(
-            SO3Interaction(self.irreps, self.sh.irreps_out, n_rbf, radial_hidden, avg_neighbors)
-            for _ in range(interactions)
-        )
-        self.dipole_head = VectorReadout(self.irreps, features) if Property.DIPOLE in self.targets else None
+        self.hparams["dtype"] = str(as_dtype(dtype)).removeprefix("torch.")
+        with default_dtype(dtype):  # e3nn constants exact in this precision
+            super().__init__(elements, cutoff, features, targets, charge_constraint, dipole_from_charges)
+            self.irreps = hidden_irreps(features, lmax)
+            self.features = features
+            self.embedding = ElementEmbedding(len(self.type_map), features)
+            self.rbf = GaussianRBF(n_rbf, cutoff, rbf_start)
+            self.fcut = CosineCutoff(cutoff)
+            self.sh = o3.SphericalHarmonics(o3.Irreps.spherical_harmonics(lmax), normalize=True, normalization="component")
+            self.interactions = nn.ModuleList(
+                SO3Interaction(self.irreps, self.sh.irreps_out, n_rbf, radial_hidden, avg_neighbors)
+                for _ in range(interactions)
+            )
+            self.dipole_head = VectorReadout(self.irreps, features) if Property.DIPOLE in self.targets else None
 
     def represent(self, batch: GraphBatch, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         distances = torch.linalg.norm(vectors, dim=1)  # [n_edges]
