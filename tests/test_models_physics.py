@@ -144,6 +144,7 @@ def test_energy_smooth_across_cutoff(kind):
     def net_force(step):  # force between the molecules
         return np.linalg.norm(model.predict([moved(step)])["forces"][0][second].sum(0))
 
-    assert net_force(0.5 * low) > 1e-4  # they interact inside the cutoff...
     far = [model.predict([moved(high + d)])["energy"][0] for d in (0.01, 0.5, 2.0)]
+    close = model.predict([moved(0.0)])["energy"][0]
+    assert abs(close - far[0]) > 1e-6 and net_force(0.0) > 1e-6  # they interact inside the cutoff...
     assert np.ptp(far) < 1e-12 and net_force(high + 0.01) < 1e-12  # ...and not beyond it
