@@ -13,6 +13,7 @@ from equiprop.keys import Property
 from equiprop.nn.geometry import edge_vectors
 from equiprop.nn.readout import ScalarReadout, centered_positions, constrain_charges
 from equiprop.nn.scatter import scatter_sum
+from equiprop.train.normalization import atomic_energy_scale, element_counts, fit_element_energies
 
 
 class AtomisticModel(nn.Module):
@@ -47,6 +48,20 @@ class AtomisticModel(nn.Module):
         self.energy_head = ScalarReadout(features) if Property.ENERGY in self.targets else None
         self.register_buffer("element_energies", torch.zeros(len(self.type_map)))
         self.register_buffer("energy_scale", torch.tensor(1.0))
+
+    def fit_energy_references(self, frames, energies, scale: bool = True) -> None:
+        """Set ``element_energies`` by least squares on training ``frames`` and their ``energies`` (eV).
+
+        With ``scale``, ``energy_scale`` becomes the RMS per-atom residual, so the
+        network learns a target of order one. See
+        :func:`equiprop.train.normalization.fit_element_energies`.
+        """
+        counts = element_counts(frames, self.type_map)
+        references = fit_element_energies(counts, energies)
+        with torch.no_grad():
+            self.element_energies.copy_(torch.as_tensor(references))
+            if scale:
+                self.energy_scale.fill_(atomic_energy_scale(counts, energies, references))
 
     def represent(self, batch: GraphBatch, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Invariant features ``[n_atoms, features]`` and per-atom l=1 vectors ``[n_atoms, 3]`` (or None)."""

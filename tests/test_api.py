@@ -1,0 +1,45 @@
+"""The public API as outside users call it, and its documentation."""
+
+import inspect
+
+import numpy as np
+import pytest
+
+import equiprop
+from conftest import water_cluster
+
+
+@pytest.mark.parametrize("cls", [equiprop.SO3Net, equiprop.SchNet])
+def test_documented_arguments(cls):
+    doc = inspect.getdoc(cls)
+    for name in inspect.signature(cls).parameters:
+        assert f"{name}:" in doc, f"{cls.__name__} docstring does not document {name!r}"
+
+
+def test_readme_example():
+    frames = [water_cluster(n, seed=n) for n in (1, 2, 3)]
+    m = equiprop.SO3Net(elements=["H", "O"], cutoff=3.0, lmax=2, features=32, interactions=3, targets=["charges", "dipole", "energy"])
+    p = m.predict(frames, batch_size=32)
+    assert [c.shape for c in p["charges"]] == [(3,), (6,), (9,)]
+    assert p["dipole"].shape == (3, 3) and p["energy"].shape == (3,)
+    assert [f.shape for f in p["forces"]] == [(3, 3), (6, 3), (9, 3)]
+    s = equiprop.SchNet(elements=["H", "O"], cutoff=3.0, features=32, interactions=3, targets=["charges", "dipole", "energy"])
+    q = s.predict(frames, batch_size=2)
+    assert q["dipole"].shape == (3, 3) and all(np.isfinite(q["energy"]))
+
+
+def test_targets_are_checked():
+    with pytest.raises(ValueError, match="unknown target 'dipoles'; valid targets: charges, dipole, energy, forces"):
+        equiprop.SchNet(elements=["H"], targets=["dipoles"])
+    with pytest.raises(ValueError, match="invariant"):
+        equiprop.SchNet(elements=["H"], targets=["dipole"], dipole_from_charges=False)
+    assert equiprop.SchNet(elements=["H"], targets="forces").targets == (equiprop.Property.ENERGY, equiprop.Property.FORCES)
+
+
+def test_hparams_rebuild_the_model():
+    m = equiprop.SO3Net(elements=["O", "H"], cutoff=2.5, lmax=1, features=8, interactions=1, targets=["energy"])
+    clone = equiprop.SO3Net(**m.hparams)
+    clone.load_state_dict(m.state_dict())
+    frames = [water_cluster(2)]
+    assert np.array_equal(clone.predict(frames)["energy"], m.predict(frames)["energy"])
+    assert m.hparams["elements"] == ["O", "H"] and m.hparams["dtype"] == "float32"
