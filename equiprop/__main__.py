@@ -1,0 +1,5 @@
+import sys
+
+from equiprop.cli.main import main
+
+sys.exit(main())

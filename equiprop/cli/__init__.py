@@ -1,0 +1,1 @@
+"""The ``equiprop`` command line."""
