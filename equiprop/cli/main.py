@@ -3,7 +3,8 @@
 import argparse
 import sys
 
-from equiprop.errors import InputError
+from equiprop.cli import label
+from equiprop.errors import InputError, MissingExtraError
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="equiprop", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("demo", help="run the main job").set_defaults(run=_demo)
+    label.add_commands(commands)
     return parser
 
 
@@ -33,6 +35,6 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (InputError, FileNotFoundError) as error:
+    except (InputError, MissingExtraError, argparse.ArgumentTypeError) as error:
         print(f"equiprop {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -15,8 +15,10 @@ class LabelKeys:
     """Where each property's reference value lives in a frame.
 
     Structure labels (energy, dipole) are looked up in ``atoms.info``, per-atom
-    labels (charges, forces) in ``atoms.arrays``; when the key is absent there,
-    ``atoms.calc.results[<property name>]`` is used if a calculator is attached.
+    labels (charges, forces) in ``atoms.arrays``. When the key is absent, the
+    common alternatives are tried in order: ``atoms.calc.results[<property>]``
+    (ASE's extxyz reader puts ``energy``/``forces``/``dipole``/``charges`` there),
+    the bare property name, then ``REF_<property>`` (MACE's convention).
     Defaults follow the FHI-aims/ASE water workflow.
     """
 
@@ -47,15 +49,7 @@ def read_label(
     non-numeric, wrongly shaped or not finite.
     """
     at = where(index, source)
-    per_atom = prop in (Property.CHARGES, Property.FORCES)
-    store = atoms.arrays if per_atom else atoms.info
-    if key in store:
-        value = store[key]
-    elif atoms.calc is not None and prop.value in getattr(atoms.calc, "results", {}):
-        value, key = atoms.calc.results[prop.value], f"calc.results[{prop.value!r}]"
-    else:
-        place = "arrays" if per_atom else "info"
-        raise InputError(f"{at}: no {prop.value} label: key {key!r} is not in atoms.{place}")
+    value, key = _lookup(atoms, prop, key, at)
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
@@ -68,6 +62,24 @@ def read_label(
     if not np.isfinite(array).all():
         raise InputError(f"{at}: label {key!r} has non-finite values")
     return array
+
+
+def _lookup(atoms: Atoms, prop: Property, key: str, at: str) -> tuple[object, str]:
+    """The stored value and the name it was found under (configured key first)."""
+    per_atom = prop in (Property.CHARGES, Property.FORCES)
+    store, place = (atoms.arrays, "arrays") if per_atom else (atoms.info, "info")
+    results = getattr(atoms.calc, "results", None) or {}
+    if key in store:
+        return store[key], key
+    if prop.value in results:
+        return results[prop.value], f"calc.results[{prop.value!r}]"
+    for alternative in (prop.value, f"REF_{prop.value}"):
+        if alternative in store:
+            return store[alternative], alternative
+    raise InputError(
+        f"{at}: no {prop.value} label: key {key!r} is not in atoms.{place} "
+        f"(nor calc.results[{prop.value!r}], {prop.value!r} or 'REF_{prop.value}')"
+    )
 
 
 def read_labels(

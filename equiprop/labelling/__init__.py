@@ -1,0 +1,1 @@
+"""DFT labels with PySCF (optional extra ``equiprop[label]``) and cluster geometries."""

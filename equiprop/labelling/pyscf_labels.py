@@ -1,0 +1,71 @@
+"""Energy, forces, dipole and Hirshfeld charges of one structure with PySCF."""
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from ase import Atoms
+from ase.units import Bohr, Hartree
+
+from equiprop.errors import InputError, require, where
+from equiprop.labelling.hirshfeld import hirshfeld_charges
+from equiprop.labelling.settings import DFTSettings
+
+
+@dataclass(frozen=True)
+class DFTLabels:
+    """One structure's labels in equiprop's units."""
+
+    energy: float  # eV
+    forces: np.ndarray  # [n_atoms, 3], eV/Angstrom
+    dipole: np.ndarray  # [3], e*Angstrom, about the geometric centre
+    charges: np.ndarray  # [n_atoms], e, Hirshfeld, summing to the total charge
+    seconds: float
+
+
+def charge_and_spin(atoms: Atoms, index: int = 0, source: str | None = None) -> tuple[int, int]:
+    """``info["charge"]`` and ``info["spin"]`` (2S, PySCF's convention), both default 0."""
+    return tuple(_integer(atoms.info.get(key, 0), key, where(index, source)) for key in ("charge", "spin"))
+
+
+def _integer(value, key: str, at: str) -> int:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not number.is_integer():
+        raise InputError(f"{at}: info[{key!r}] = {value!r} is not an integer")
+    return int(number)
+
+
+def compute_labels(atoms: Atoms, settings: DFTSettings, index: int = 0, source: str | None = None) -> DFTLabels | None:
+    """Run the SCF and gradients; None if the SCF does not converge (never wrong numbers)."""
+    pyscf = require("pyscf", "label")
+    from pyscf import dft
+
+    start = time.perf_counter()
+    charge, spin = charge_and_spin(atoms, index, source)
+    try:
+        mol = pyscf.gto.M(
+            atom=[(s, p) for s, p in zip(atoms.get_chemical_symbols(), atoms.positions)],
+            basis=settings.basis, unit="Angstrom", charge=charge, spin=spin, verbose=0,
+        )
+    except RuntimeError as error:  # e.g. electron count and spin do not match
+        raise InputError(f"{where(index, source)}: PySCF rejects the structure: {error}") from None
+    mf = dft.RKS(mol) if spin == 0 else dft.UKS(mol)
+    if settings.density_fit:
+        mf = mf.density_fit()
+    mf.xc, mf.grids.level, mf.max_cycle = settings.xc, settings.grid_level, settings.max_cycle
+    energy = mf.kernel()
+    if not mf.converged:
+        return None
+    gradient = mf.nuc_grad_method().kernel()  # [n_atoms, 3], Hartree/Bohr
+    centre = atoms.positions.mean(axis=0) / Bohr
+    dipole = mf.dip_moment(unit="AU", origin=centre, verbose=0)  # e*Bohr
+    return DFTLabels(
+        energy=float(energy) * Hartree,
+        forces=-np.asarray(gradient) * Hartree / Bohr,
+        dipole=np.asarray(dipole) * Bohr,
+        charges=hirshfeld_charges(mf, charge, settings),
+        seconds=time.perf_counter() - start,
+    )

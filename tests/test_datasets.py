@@ -1,0 +1,51 @@
+"""The shipped PBE0 water data, splits and label keys."""
+
+import numpy as np
+import pytest
+from ase.calculators.singlepoint import SinglePointCalculator
+
+from conftest import water_cluster
+from equiprop import datasets
+from equiprop.data import LabelKeys, read_labels
+from equiprop.data.split import split_indices
+from equiprop.keys import Property
+
+ALL = [Property.ENERGY, Property.DIPOLE, Property.CHARGES, Property.FORCES]
+
+
+def test_water_pbe0_has_all_four_labels():
+    frames = datasets.water_pbe0()
+    assert len(frames) == 400
+    labels = read_labels(frames, ALL, LabelKeys(), source="water_pbe0")
+    assert sorted({len(a) for a in frames}) == list(range(6, 28, 3))
+    assert all(set(a.get_chemical_symbols()) == {"H", "O"} for a in frames)
+    assert max(abs(q.sum()) for q in labels[Property.CHARGES]) < 1e-6
+    energies_per_water = np.array([e / (len(a) / 3) for e, a in zip(labels[Property.ENERGY], frames)])
+    assert np.ptp(energies_per_water) < 1.0 and -2076 < energies_per_water.mean() < -2075  # eV per H2O
+    oxygen = np.concatenate([q[a.numbers == 8] for q, a in zip(labels[Property.CHARGES], frames)])
+    assert -0.45 < oxygen.mean() < -0.25
+    assert datasets.water_pbe0()[0] is not frames[0]  # fresh copies
+
+
+def test_split_is_deterministic_and_disjoint():
+    a, b = split_indices(400, val=0.1, test=0.1, seed=3), split_indices(400, val=0.1, test=0.1, seed=3)
+    assert all(np.array_equal(getattr(a, part), getattr(b, part)) for part in ("train", "val", "test"))
+    assert (len(a.train), len(a.val), len(a.test)) == (320, 40, 40)
+    assert np.array_equal(np.sort(np.concatenate([a.train, a.val, a.test])), np.arange(400))
+    assert not np.array_equal(a.test, split_indices(400, seed=4).test)
+    assert len(split_indices(5, val=0.01, test=0.01).val) == 1
+    with pytest.raises(ValueError, match="too few"):
+        split_indices(2, val=0.4, test=0.4)
+    with pytest.raises(ValueError, match="val"):
+        split_indices(10, val=0.6, test=0.5)
+
+
+def test_label_alternatives():
+    frame = water_cluster(1)
+    frame.info["REF_energy"] = -5.0
+    frame.arrays["charges"] = np.array([-0.4, 0.2, 0.2])
+    frame.calc = SinglePointCalculator(frame, dipole=np.array([0.0, 0.0, 0.3]))
+    labels = read_labels([frame], [Property.ENERGY, Property.CHARGES, Property.DIPOLE])
+    assert labels[Property.ENERGY][0] == -5.0
+    assert labels[Property.CHARGES][0][0] == -0.4
+    assert labels[Property.DIPOLE][0][2] == 0.3

@@ -1,0 +1,141 @@
+"""PySCF labeller: reproduces the shipped labels; resumes, skips and refuses as promised."""
+
+import numpy as np
+import pytest
+from ase.build import molecule
+from ase import Atoms
+
+import ase.io
+from equiprop import InputError, datasets
+from equiprop.cli.main import main
+from equiprop.labelling.clusters import ClusterRecipe, make_clusters
+from equiprop.labelling.pyscf_labels import DFTLabels, compute_labels
+from equiprop.labelling.run import label_file
+from equiprop.labelling.settings import DFTSettings
+
+pytest.importorskip("pyscf")
+
+
+def test_relabel_shipped_structures():
+    """Two dimers from the shipped data, recomputed: energy and dipole to 1e-4, charges to 5e-3."""
+    frames = datasets.water_pbe0()
+    for k in (0, 8):  # sizes cycle 2..9: both are water dimers
+        ref, new = frames[k], compute_labels(frames[k], DFTSettings(), k)
+        assert abs(new.energy - ref.info["dft_energy"]) < 1e-4
+        assert np.abs(new.dipole - ref.info["dft_dipole"]).max() < 1e-4
+        assert np.abs(new.charges - ref.arrays["dft_hirshfeld"]).max() < 5e-3
+        assert np.abs(new.forces - ref.arrays["dft_forces"]).max() < 1e-3
+
+
+def test_single_water_against_published_hirshfeld():
+    labels = compute_labels(molecule("H2O"), DFTSettings())
+    oxygen, hydrogens = labels.charges[0], labels.charges[1:]
+    assert abs(oxygen - (-0.32)) < 0.03  # published Hirshfeld charge of O in water: about -0.3 e
+    assert np.allclose(hydrogens, -oxygen / 2, atol=1e-6)
+    assert abs(np.linalg.norm(labels.dipole) - 0.4213) < 2e-3  # the data README's value (2.02 D)
+
+
+def test_charged_and_open_shell():
+    hydroxide = Atoms("OH", positions=[[0, 0, 0], [0.97, 0, 0]], info={"charge": -1})
+    radical = Atoms("OH", positions=[[0, 0, 0], [0.97, 0, 0]], info={"spin": 1})
+    for atoms, total in ((hydroxide, -1.0), (radical, 0.0)):
+        labels = compute_labels(atoms, DFTSettings())
+        assert abs(labels.charges.sum() - total) < 1e-8
+        assert np.isclose(labels.forces[:, 0].sum(), 0, atol=1e-4)  # Newton's third law
+    with pytest.raises(InputError, match=r"structure 0: PySCF rejects the structure"):
+        compute_labels(Atoms("OH", positions=[[0, 0, 0], [0.97, 0, 0]]), DFTSettings())  # odd electrons, spin 0
+    with pytest.raises(InputError, match=r"info\['charge'\] = 0.5 is not an integer"):
+        compute_labels(Atoms("H2", positions=[[0, 0, 0], [0.74, 0, 0]], info={"charge": 0.5}), DFTSettings())
+
+
+def fake_compute(fail_on=(), interrupt_on=()):
+    calls = []
+
+    def compute(atoms, settings, index, source):
+        calls.append(index)
+        if index in interrupt_on:
+            raise KeyboardInterrupt
+        if index in fail_on:
+            return None
+        n = len(atoms)
+        return DFTLabels(energy=-float(index), forces=np.zeros((n, 3)), dipole=np.ones(3), charges=np.zeros(n), seconds=0.0)
+
+    compute.calls = calls
+    return compute
+
+
+@pytest.fixture
+def structures(tmp_path):
+    path = tmp_path / "in.xyz"
+    ase.io.write(path, make_clusters("H2O", [2, 3], count=4, seed=1))
+    return path
+
+
+def test_resume_after_interrupt(structures, tmp_path):
+    out = tmp_path / "out.xyz"
+    with pytest.raises(KeyboardInterrupt):
+        label_file(structures, out, compute=fake_compute(interrupt_on={2}), log=lambda m: None)
+    assert len(ase.io.read(out, ":")) == 2
+    messages, compute = [], fake_compute()
+    report = label_file(structures, out, compute=compute, log=messages.append)
+    assert compute.calls == [2, 3] and report.resumed == 2
+    assert [f.info["dft_energy"] for f in ase.io.read(out, ":")] == [0.0, -1.0, -2.0, -3.0]
+    assert any("resuming" in m for m in messages)
+
+
+def test_incomplete_last_frame_is_dropped(structures, tmp_path):
+    out = tmp_path / "out.xyz"
+    label_file(structures, out, compute=fake_compute(), log=lambda m: None)
+    text = out.read_text().splitlines(keepends=True)
+    out.write_text("".join(text[: len(text) - 4]))  # cut into the last frame
+    messages, compute = [], fake_compute()
+    label_file(structures, out, compute=compute, log=messages.append)
+    assert compute.calls == [3] and len(ase.io.read(out, ":")) == 4
+    assert any("incomplete last frame" in m for m in messages)
+
+
+def test_unconverged_frames_are_reported_not_written(structures, tmp_path):
+    out = tmp_path / "out.xyz"
+    report = label_file(structures, out, compute=fake_compute(fail_on={1}), log=lambda m: None)
+    assert report.skipped == [1] and report.written == [0, 2, 3]
+    assert [f.info["source_index"] for f in ase.io.read(out, ":")] == [0, 2, 3]
+
+
+def test_foreign_output_is_never_touched(structures, tmp_path):
+    foreign = tmp_path / "notes.xyz"
+    ase.io.write(foreign, [molecule("CH4")])
+    before = foreign.read_text()
+    with pytest.raises(InputError, match="was not labelled from structure"):
+        label_file(structures, foreign, compute=fake_compute(), log=lambda m: None)
+    text_file = tmp_path / "notes.txt"
+    text_file.write_text("my thesis\n")
+    with pytest.raises(InputError, match="not a file written by 'equiprop label'"):
+        label_file(structures, text_file, compute=fake_compute(), log=lambda m: None)
+    assert foreign.read_text() == before and text_file.read_text() == "my thesis\n"
+    with pytest.raises(InputError, match="overwrite the input"):
+        label_file(structures, structures, compute=fake_compute(), log=lambda m: None)
+
+
+def test_make_clusters_follows_the_recipe():
+    recipe = ClusterRecipe()
+    clusters = make_clusters("H2O", [2, 3, 4], count=6, seed=0)
+    assert [len(c) // 3 for c in clusters] == [2, 3, 4, 2, 3, 4]
+    for cluster in clusters:
+        oxygens = cluster.positions[cluster.numbers == 8]
+        gaps = np.linalg.norm(oxygens[:, None] - oxygens[None], axis=-1) + np.eye(len(oxygens)) * 99
+        assert gaps.min() >= recipe.min_anchor_distance - 0.3  # noise moves atoms by ~0.04 A
+        assert (gaps.min(axis=1) <= recipe.contact_distance + 0.3).all()
+    again = make_clusters("H2O", [2, 3, 4], count=6, seed=0)
+    assert all(np.array_equal(a.positions, b.positions) for a, b in zip(clusters, again))
+
+
+def test_cli_label_and_make_clusters(tmp_path, capsys):
+    path = tmp_path / "c.xyz"
+    assert main(["make-clusters", "--n", "1", "--count", "1", str(path)]) == 0
+    assert main(["make-clusters", "--n", "1", "--count", "1", str(path)]) == 2
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert main(["make-clusters", "--n", "two", str(tmp_path / "d.xyz")]) == 2
+    out = tmp_path / "labelled.xyz"
+    assert main(["label", str(path), str(out)]) == 0
+    frame = ase.io.read(out)
+    assert {"dft_energy", "dft_dipole"} <= set(frame.info) and {"dft_forces", "dft_hirshfeld"} <= set(frame.arrays)
