@@ -1,9 +1,10 @@
 """Entry point: ``equiprop <command> ...`` (also ``python -m equiprop``)."""
 
 import argparse
+import json
 import sys
 
-from equiprop.cli import label
+from equiprop.cli import check, evaluate, label, predict, train
 from equiprop.errors import InputError, MissingExtraError
 
 
@@ -28,6 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("demo", help="run the main job").set_defaults(run=_demo)
     label.add_commands(commands)
+    train.add_commands(commands)
+    evaluate.add_commands(commands)
+    predict.add_commands(commands)
+    check.add_commands(commands)
     return parser
 
 
@@ -36,5 +41,8 @@ def main(argv=None) -> int:
     try:
         return args.run(args)
     except (InputError, MissingExtraError, argparse.ArgumentTypeError) as error:
-        print(f"equiprop {args.command}: error: {error}", file=sys.stderr)
+        if getattr(args, "json", False):
+            print(json.dumps({"error": str(error)}))
+        else:
+            print(f"equiprop {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -50,7 +50,8 @@ class SchNet(AtomisticModel):
         dtype="float32",
     ):
         self.hparams = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
-        self.hparams["elements"], self.hparams["targets"] = list(elements), list(Property.parse(targets))
+        self.hparams["elements"] = list(elements)
+        self.hparams["targets"] = [p.value for p in Property.parse(targets)]
         self.hparams["dtype"] = str(as_dtype(dtype)).removeprefix("torch.")
         if Property.DIPOLE in Property.parse(targets) and not dipole_from_charges:
             raise ValueError("SchNet is invariant: its dipole can only come from charges (dipole_from_charges=True)")

@@ -69,7 +69,8 @@ class SO3Net(AtomisticModel):
         dtype="float32",
     ):
         self.hparams = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
-        self.hparams["elements"], self.hparams["targets"] = list(elements), list(Property.parse(targets))
+        self.hparams["elements"] = list(elements)
+        self.hparams["targets"] = [p.value for p in Property.parse(targets)]
         self.hparams["dtype"] = str(as_dtype(dtype)).removeprefix("torch.")
         with default_dtype(dtype):  # e3nn constants exact in this precision
             super().__init__(elements, cutoff, features, targets, charge_constraint, dipole_from_charges)

@@ -1,0 +1,37 @@
+"""ASE calculator for trained equiprop models."""
+
+from ase.calculators.calculator import Calculator, all_changes
+
+from equiprop.keys import Property
+from equiprop.models.predict import predict
+from equiprop.train.checkpoint import load_model
+
+
+class EquipropCalculator(Calculator):
+    """Energy, forces, dipole and charges from a checkpoint (or a model) for ASE.
+
+    Args:
+        model: path of a checkpoint (``best.pt``) or a model instance.
+        device: where to run; a model trained on GPU runs on CPU too.
+
+    Provides what the model was trained for: ``get_potential_energy``,
+    ``get_forces`` (energy models), ``get_dipole_moment``, ``get_charges``.
+    """
+
+    def __init__(self, model, device: str = "cpu", **kwargs):
+        super().__init__(**kwargs)
+        self.model = load_model(model, device) if not hasattr(model, "predict") else model.to(device).eval()
+        targets = self.model.targets
+        names = {Property.ENERGY: ["energy", "free_energy", "forces"], Property.DIPOLE: ["dipole"], Property.CHARGES: ["charges"]}
+        self.implemented_properties = [name for prop, props in names.items() if prop in targets for name in props]
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        out = predict(self.model, [self.atoms], batch_size=1)
+        if "energy" in out:
+            self.results["energy"] = self.results["free_energy"] = float(out["energy"][0])
+            self.results["forces"] = out["forces"][0].astype(float)
+        if "dipole" in out:
+            self.results["dipole"] = out["dipole"][0].astype(float)
+        if "charges" in out:
+            self.results["charges"] = out["charges"][0].astype(float)

@@ -1,0 +1,38 @@
+"""``equiprop predict``: write predictions into a copy of the frames."""
+
+import numpy as np
+
+from equiprop.data.io import read_structures, write_structures
+from equiprop.errors import InputError
+from equiprop.train.checkpoint import load_model
+
+PREFIX = "pred_"
+
+
+def add_commands(commands) -> None:
+    parser = commands.add_parser("predict", help="add pred_* keys to the frames of a structure file")
+    parser.add_argument("checkpoint")
+    parser.add_argument("input")
+    parser.add_argument("output")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--overwrite", action="store_true", help="allow replacing the output (or the input)")
+    parser.set_defaults(run=run_predict)
+
+
+def run_predict(args) -> int:
+    from pathlib import Path
+
+    same = Path(args.output).resolve() == Path(args.input).resolve()
+    if same and not args.overwrite:
+        raise InputError(f"{args.output}: is the input file; pass --overwrite to replace it")
+    model = load_model(args.checkpoint, args.device)
+    frames = read_structures(args.input)
+    out = model.predict(frames, batch_size=args.batch_size, source=args.input)
+    for k, atoms in enumerate(frames):
+        for key, values in out.items():
+            value = np.asarray(values[k], dtype=float)
+            (atoms.arrays if key in ("charges", "forces") else atoms.info)[PREFIX + key] = value
+    write_structures(args.output, frames, overwrite=args.overwrite)
+    print(f"wrote {len(frames)} structures with {', '.join(PREFIX + k for k in out)} to {args.output}")
+    return 0

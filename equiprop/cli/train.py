@@ -1,0 +1,75 @@
+"""``equiprop train``: flags generated one-to-one from :class:`TrainConfig`."""
+
+import argparse
+import sys
+import types
+import typing
+from dataclasses import fields
+from pathlib import Path
+
+from equiprop.errors import InputError
+from equiprop.train.config import TrainConfig, load_yaml
+
+HELP = {
+    "model": "schnet or so3net", "targets": "comma-separated: charges,dipole,energy,forces",
+    "data": "extxyz file (default: the shipped PBE0 water clusters)", "test_data": "explicit test file",
+    "max_time": "stop training after this many seconds", "out": "run directory", "device": "cpu or cuda",
+    "elements": "ordered type map, e.g. H,O (default: elements of the data by atomic number)",
+}
+
+
+def add_commands(commands) -> None:
+    parser = commands.add_parser("train", help="train a model (config file and/or flags)")
+    parser.add_argument("--config", help="YAML file of TrainConfig fields")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted or finished run")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    for f in fields(TrainConfig):
+        _add_field(parser, f)
+    parser.set_defaults(run=run_train)
+
+
+def _add_field(parser, f) -> None:
+    flag = "--" + f.name.replace("_", "-")
+    kind = _base_type(f.type)
+    if kind is bool:
+        parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS)
+    elif kind is list:
+        parser.add_argument(flag, dest=f.name, type=lambda text: [v.strip() for v in text.split(",") if v.strip()],
+                            default=argparse.SUPPRESS, help=HELP.get(f.name))
+    else:
+        parser.add_argument(flag, dest=f.name, type=kind, default=argparse.SUPPRESS, help=HELP.get(f.name))
+
+
+def _base_type(annotation):
+    """bool, int, float, str or list from a field annotation such as ``float | None``."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    return typing.get_origin(annotation) or annotation
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """YAML values (or the saved config when resuming), then flags on top."""
+    names = {f.name for f in fields(TrainConfig)}
+    flags = {k: v for k, v in vars(args).items() if k in names}
+    if args.resume:
+        base = load_yaml(Path(args.resume) / "config.yaml")
+        base["out"] = args.resume
+    else:
+        base = load_yaml(args.config) if args.config else {}
+    try:
+        return TrainConfig(**{**base, **flags})
+    except TypeError as error:
+        raise InputError(f"bad config value: {error}") from None
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from equiprop.train.loop import TrainingStopped
+    from equiprop.train.run import train
+
+    config = config_from_args(args)
+    try:
+        train(config, resume=bool(args.resume), overwrite=args.overwrite, log=lambda m: print(m, file=sys.stderr))
+    except TrainingStopped as stop:
+        print(f"equiprop train: {stop}", file=sys.stderr)
+        return stop.code
+    return 0

@@ -1,0 +1,74 @@
+"""Checkpoints: state_dict, hyperparameters, config and normalisation; never pickled objects.
+
+Loaded with ``torch.load(weights_only=True)``; written to a temporary name and
+renamed, so an interruption never leaves a half-written file.
+"""
+
+import os
+from pathlib import Path
+
+import torch
+
+from equiprop.errors import InputError
+from equiprop.models import SchNet, SO3Net
+
+FORMAT = "equiprop-checkpoint-1"
+#: Checkpoint name of each model class (an explicit table, not a registry).
+MODEL_CLASSES = {"schnet": SchNet, "so3net": SO3Net}
+
+
+def model_name(model) -> str:
+    for name, cls in MODEL_CLASSES.items():
+        if type(model) is cls:
+            return name
+    raise TypeError(f"cannot checkpoint {type(model).__name__}")
+
+
+def save_checkpoint(path, model, config: dict, normalization: dict, training: dict | None = None) -> None:
+    """Write ``model`` weights with what is needed to rebuild it and, optionally, resume training."""
+    payload = {
+        "format": FORMAT,
+        "model": model_name(model),
+        "hparams": model.hparams,
+        "state_dict": model.state_dict(),
+        "config": config,
+        "normalization": normalization,
+        "training": training,
+    }
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path) -> dict:
+    """The checkpoint dict; InputError if the file is missing or not an equiprop checkpoint."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such checkpoint")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise InputError(f"{path}: not a readable checkpoint ({type(error).__name__}: {error})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise InputError(f"{path}: not an equiprop checkpoint (format {FORMAT!r} expected)")
+    return payload
+
+
+def model_from_checkpoint(payload: dict, source="checkpoint", device="cpu"):
+    """Rebuild the model and load its weights; InputError if they do not fit."""
+    cls = MODEL_CLASSES.get(payload["model"])
+    if cls is None:
+        raise InputError(f"{source}: unknown model {payload['model']!r}; known: {sorted(MODEL_CLASSES)}")
+    model = cls(**payload["hparams"])
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as error:
+        first = str(error).splitlines()[0:2]
+        raise InputError(f"{source}: weights do not fit a {payload['model']} model ({' '.join(first)})") from None
+    return model.to(device)
+
+
+def load_model(path, device="cpu"):
+    """The trained model stored in checkpoint ``path`` (on ``device``, in eval mode)."""
+    return model_from_checkpoint(load_checkpoint(path), str(path), device).eval()

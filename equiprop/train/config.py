@@ -1,0 +1,109 @@
+"""One dataclass for a training run, loaded from YAML and/or command-line flags.
+
+Fields map one-to-one onto model and trainer arguments; the resolved config is
+saved as ``config.yaml`` in the run directory.
+"""
+
+import difflib
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from equiprop.errors import InputError
+from equiprop.keys import Property
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs (units: Angstrom, eV, e, seconds)."""
+
+    # model
+    model: str = "so3net"  # "schnet" or "so3net"
+    targets: list[str] = field(default_factory=lambda: ["charges", "dipole", "energy", "forces"])
+    elements: list[str] | None = None  # ordered type map; None: elements of the data by atomic number
+    cutoff: float = 4.0
+    features: int = 32
+    interactions: int = 3
+    lmax: int = 2  # so3net only
+    n_rbf: int = 20
+    radial_hidden: int = 64  # so3net only
+    avg_neighbors: float | None = None  # so3net only; None: mean neighbour count of the training set
+    charge_constraint: bool = True
+    dtype: str = "float32"
+    # data
+    data: str | None = None  # extxyz file; None: the shipped PBE0 water clusters
+    test_data: str | None = None  # explicit test file; then the data is split into train/val only
+    energy_key: str = "dft_energy"
+    dipole_key: str = "dft_dipole"
+    charges_key: str = "dft_hirshfeld"
+    forces_key: str = "dft_forces"
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    seed: int = 0
+    # loss: weights of the normalised mean squared errors
+    charges_weight: float = 1.0
+    dipole_weight: float = 1.0
+    energy_weight: float = 1.0
+    forces_weight: float = 1.0
+    # optimisation
+    batch_size: int = 16
+    epochs: int = 100
+    max_time: float | None = None  # stop after this many seconds of training
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    lr_factor: float = 0.5  # ReduceLROnPlateau
+    lr_patience: int = 5
+    early_stopping: int = 20  # epochs without validation improvement
+    ema_decay: float = 0.99  # 0 disables the moving average
+    grad_clip: float = 10.0
+    device: str = "cpu"
+    out: str = "runs/train"
+
+    def __post_init__(self):
+        self.targets = [p.value for p in Property.parse(self.targets)]
+        if self.model not in ("schnet", "so3net"):
+            raise InputError(f"model must be 'schnet' or 'so3net', got {self.model!r}")
+        for name in ("batch_size", "epochs", "features", "interactions"):
+            if getattr(self, name) < 1:
+                raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+    def weight(self, prop: Property) -> float:
+        return getattr(self, f"{prop.value}_weight")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def config_fields() -> dict[str, object]:
+    """Field name -> default value (``None`` for optional fields)."""
+    return {f.name: (f.default_factory() if f.default is MISSING else f.default) for f in fields(TrainConfig)}
+
+
+def check_keys(keys, origin: str) -> None:
+    """InputError for unknown fields, suggesting the closest valid one."""
+    valid = list(config_fields())
+    for key in keys:
+        if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise InputError(f"{origin}: unknown config field {key!r}{hint}")
+
+
+def load_yaml(path) -> dict:
+    """Config values from a YAML mapping, fields checked."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such config file")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise InputError(f"{path}: not valid YAML ({error})") from None
+    if not isinstance(values, dict):
+        raise InputError(f"{path}: expected a mapping of config fields")
+    check_keys(values, str(path))
+    return values
+
+
+def save_yaml(config: TrainConfig, path) -> None:
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))

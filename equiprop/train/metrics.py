@@ -1,0 +1,48 @@
+"""MAE and RMSE per target, accumulated as sums so they reduce exactly across batches or ranks."""
+
+import math
+
+import torch
+from ase.units import Debye
+
+from equiprop.keys import Property
+
+#: Reported unit of each target and the factor from equiprop's units (e, e*A, eV/atom, eV/A).
+UNITS = {
+    Property.CHARGES: ("e", 1.0),
+    Property.DIPOLE: ("e*A", 1.0),
+    Property.ENERGY: ("meV/atom", 1000.0),
+    Property.FORCES: ("meV/A", 1000.0),
+}
+#: e*Angstrom -> Debye
+E_ANGSTROM_IN_DEBYE = 1.0 / Debye
+
+
+class ErrorSums:
+    """Sums of absolute and squared errors and counts, per target (components counted singly)."""
+
+    def __init__(self, targets):
+        self.targets = list(targets)
+        self.sums = torch.zeros(len(self.targets), 3, dtype=torch.float64)  # [n_targets, (abs, sq, count)]
+
+    def add(self, errors: dict[Property, torch.Tensor]) -> None:
+        for row, prop in enumerate(self.targets):
+            e = errors[prop].detach().to(torch.float64).cpu()
+            self.sums[row] += torch.stack([e.abs().sum(), e.pow(2).sum(), torch.tensor(float(e.numel()))])
+
+    def mse(self) -> dict[Property, float]:
+        """Mean squared error per target in equiprop's units (energy per atom)."""
+        return {p: float(self.sums[row, 1] / self.sums[row, 2]) for row, p in enumerate(self.targets)}
+
+    def result(self) -> dict[str, dict[str, float]]:
+        """``{target: {"mae": ..., "rmse": ..., "unit": ...}}`` in the reported units."""
+        out = {}
+        for row, prop in enumerate(self.targets):
+            total_abs, total_sq, count = self.sums[row].tolist()
+            unit, factor = UNITS[prop]
+            mae = factor * total_abs / count if count else math.nan
+            rmse = factor * math.sqrt(total_sq / count) if count else math.nan
+            out[prop.value] = {"mae": mae, "rmse": rmse, "unit": unit}
+            if prop is Property.DIPOLE:
+                out[prop.value].update(mae_debye=mae * E_ANGSTROM_IN_DEBYE, rmse_debye=rmse * E_ANGSTROM_IN_DEBYE)
+        return out

@@ -1,0 +1,74 @@
+"""A whole training run: run directory, data, model, loop, final test evaluation."""
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from equiprop.errors import InputError
+from equiprop.train.checkpoint import load_checkpoint, load_model, model_from_checkpoint
+from equiprop.train.config import TrainConfig, save_yaml
+from equiprop.train.evaluate import evaluate
+from equiprop.train.loop import Trainer, drop_rows_after
+from equiprop.train.plots import parity_plots
+from equiprop.train.prepare import Splits, build_model, fit_normalization, mean_neighbors, prepare_data
+from equiprop.train.rundir import prepare_run_dir
+from equiprop.data.typemap import TypeMap
+
+#: Fields that may change when a run is resumed; all others must match the saved config.
+RESUMABLE_CHANGES = ("epochs", "max_time", "early_stopping", "device")
+
+
+def train(config: TrainConfig, resume: bool = False, overwrite: bool = False, log=print, on_step=None) -> dict:
+    """Train as ``config`` says; returns the test metrics. See :class:`equiprop.train.loop.Trainer`."""
+    run_dir = prepare_run_dir(config.out, resume, overwrite, log)
+    trainer, splits = (_resumed_trainer if resume else _new_trainer)(config, run_dir, log)
+    trainer.on_step = on_step
+    trainer.fit()
+    return finish(trainer.config, run_dir, splits.test, log)
+
+
+def _new_trainer(config: TrainConfig, run_dir: Path, log) -> tuple[Trainer, Splits]:
+    splits = prepare_data(config)
+    model = build_model(config, splits.type_map, mean_neighbors(splits.train)).to(config.device)
+    scales = fit_normalization(model, splits.train)
+    save_yaml(config, run_dir / "config.yaml")
+    log(f"data: {len(splits.train)} train, {len(splits.val)} validation, {len(splits.test)} test structures; "
+        f"{sum(p.numel() for p in model.parameters())} parameters")
+    return Trainer(config, model, splits.train, splits.val, scales, run_dir, log), splits
+
+
+def _resumed_trainer(requested: TrainConfig, run_dir: Path, log) -> tuple[Trainer, Splits]:
+    payload = load_checkpoint(run_dir / "last.pt")
+    saved = TrainConfig(**payload["config"])
+    changed = [k for k, v in requested.to_dict().items() if k not in RESUMABLE_CHANGES + ("out",) and v != getattr(saved, k)]
+    if changed:
+        raise InputError(f"{run_dir}: cannot change {', '.join(changed)} when resuming (only {', '.join(RESUMABLE_CHANGES)})")
+    config = replace(saved, **{k: getattr(requested, k) for k in RESUMABLE_CHANGES}, out=str(run_dir))
+    splits = prepare_data(config, TypeMap(tuple(payload["hparams"]["elements"])))
+    model = model_from_checkpoint(payload, str(run_dir / "last.pt"), config.device)
+    trainer = Trainer(config, model, splits.train, splits.val, payload["normalization"], run_dir, log)
+    trainer.load_state(payload["training"])
+    drop_rows_after(run_dir / "metrics.csv", trainer.progress.epoch)
+    log(f"resuming {run_dir} at epoch {trainer.progress.epoch + 1}, step {trainer.progress.step}")
+    return trainer, splits
+
+
+def finish(config: TrainConfig, run_dir: Path, test, log) -> dict:
+    """Evaluate ``best.pt`` on the test set: test_metrics.json, parity plots, summary.md."""
+    model = load_model(run_dir / "best.pt", config.device)
+    result = evaluate(model, test, config.batch_size)
+    (run_dir / "test_metrics.json").write_text(json.dumps(result.metrics, indent=2))
+    parity_plots(result.parity, result.metrics, run_dir)
+    table = summary_table(result.metrics, len(test))
+    (run_dir / "summary.md").write_text(table + "\n")
+    log(table)
+    return result.metrics
+
+
+def summary_table(metrics: dict, n_structures: int) -> str:
+    lines = [f"held-out test set, {n_structures} structures", "", "| target | MAE | RMSE | unit |", "|---|---|---|---|"]
+    for target, m in metrics.items():
+        lines.append(f"| {target} | {m['mae']:.4g} | {m['rmse']:.4g} | {m['unit']} |")
+        if "mae_debye" in m:
+            lines.append(f"| {target} | {m['mae_debye']:.4g} | {m['rmse_debye']:.4g} | D |")
+    return "\n".join(lines)
