@@ -7,7 +7,11 @@ from ase import Atoms
 from ase.build import molecule
 from e3nn import o3
 
+import ase.io
+
 import equiprop
+from equiprop import datasets
+from equiprop.cli.main import main
 
 ELEMENTS = ["H", "O"]
 
@@ -74,4 +78,28 @@ def make_model(kind: str, dtype=torch.float64, seed: int = 0, **overrides):
     with torch.no_grad():  # non-zero energy references and scale, so they are tested too
         model.element_energies.copy_(torch.tensor([-0.3, -1.2], dtype=dtype))
         model.energy_scale.fill_(0.5)
+        for head in (model.charge_head, model.energy_head):  # heads start at zero: make them random
+            if head is not None:
+                torch.nn.init.normal_(head.net[-1].weight, std=0.5)
+                torch.nn.init.normal_(head.net[-1].bias, std=0.1)
     return model
+
+
+#: Flags for a tiny, fast model in command-line tests.
+SMALL = ["--features", "8", "--interactions", "1", "--n-rbf", "8", "--batch-size", "8", "--cutoff", "3.0"]
+
+
+@pytest.fixture(scope="session")
+def slice_file(tmp_path_factory):
+    """The first 24 shipped PBE0 water clusters as an extxyz file."""
+    path = tmp_path_factory.mktemp("data") / "water24.xyz"
+    ase.io.write(path, datasets.water_pbe0()[:24])
+    return path
+
+
+@pytest.fixture(scope="session")
+def run_dir(slice_file, tmp_path_factory):
+    """A SchNet run on all four targets, trained for two epochs through the command line."""
+    out = tmp_path_factory.mktemp("runs") / "schnet"
+    assert main(["train", "--model", "schnet", "--data", str(slice_file), "--epochs", "2", "--out", str(out), *SMALL]) == 0
+    return out

@@ -41,8 +41,9 @@ def main(argv=None) -> int:
     try:
         return args.run(args)
     except (InputError, MissingExtraError, argparse.ArgumentTypeError) as error:
+        message = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())  # one line
         if getattr(args, "json", False):
-            print(json.dumps({"error": str(error)}))
+            print(json.dumps({"error": message}))
         else:
-            print(f"equiprop {args.command}: error: {error}", file=sys.stderr)
+            print(f"equiprop {args.command}: error: {message}", file=sys.stderr)
         return 2

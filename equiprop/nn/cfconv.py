@@ -33,6 +33,7 @@ class SchNetInteraction(nn.Module):
     def __init__(self, features: int, n_rbf: int):
         super().__init__()
         self.in2filter = nn.Linear(features, features, bias=False)
+        nn.init.xavier_uniform_(self.in2filter.weight)
         self.conv = CFConv(features, n_rbf)
         self.update = mlp([features, features, features], ShiftedSoftplus)
 

@@ -10,11 +10,18 @@ from equiprop.nn.scatter import scatter_sum
 
 
 class ScalarReadout(nn.Module):
-    """Invariant features ``[n_atoms, features]`` to one scalar per atom ``[n_atoms]``."""
+    """Invariant features ``[n_atoms, features]`` to one scalar per atom ``[n_atoms]``.
+
+    The last layer starts at zero, so an untrained head predicts exactly the
+    normalisation baseline (e.g. the element reference energies) instead of
+    random values whose huge initial loss would stall Adam for many steps.
+    """
 
     def __init__(self, features: int, activation: type[nn.Module] = nn.SiLU):
         super().__init__()
         self.net = mlp([features, max(features // 2, 1), 1], activation)
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)[:, 0]

@@ -49,7 +49,8 @@ def load_checkpoint(path) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise InputError(f"{path}: not a readable checkpoint ({type(error).__name__}: {error})") from None
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise InputError(f"{path}: not a readable checkpoint ({type(error).__name__}: {first_line[:200]})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise InputError(f"{path}: not an equiprop checkpoint (format {FORMAT!r} expected)")
     return payload

@@ -44,7 +44,7 @@ class TrainConfig:
     # loss: weights of the normalised mean squared errors
     charges_weight: float = 1.0
     dipole_weight: float = 1.0
-    energy_weight: float = 1.0
+    energy_weight: float = 0.03  # per-atom energy; larger values stall force learning early on (docs/training.md)
     forces_weight: float = 1.0
     # optimisation
     batch_size: int = 16

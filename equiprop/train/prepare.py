@@ -77,7 +77,13 @@ def build_model(config: TrainConfig, type_map: TypeMap, avg_neighbors: float):
 
 
 def fit_normalization(model, train: LabelledSet) -> dict[str, float]:
-    """Fit the energy references into ``model``; return each target's loss scale (its spread)."""
+    """Fit the energy references and scale into ``model``; return each target's loss scale (its spread).
+
+    The model's ``energy_scale`` is the RMS force component when forces are
+    trained (as in MACE): forces are gradients of the scaled network output,
+    and a per-atom energy spread (~0.03 eV for water) would make them far too
+    small to learn. Without forces it is the RMS per-atom energy residual.
+    """
     scales = {}
     for prop, values in train.labels.items():
         if prop is Property.ENERGY:
@@ -86,4 +92,7 @@ def fit_normalization(model, train: LabelledSet) -> dict[str, float]:
         else:
             flat = torch.cat([v.reshape(-1) for v in values])
             scales[prop.value] = float(flat.pow(2).mean().sqrt()) or 1.0
+    if Property.FORCES.value in scales:
+        with torch.no_grad():
+            model.energy_scale.fill_(scales[Property.FORCES.value])
     return scales

@@ -1,6 +1,8 @@
 """A whole training run: run directory, data, model, loop, final test evaluation."""
 
 import json
+
+import torch
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,6 +31,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False, lo
 
 def _new_trainer(config: TrainConfig, run_dir: Path, log) -> tuple[Trainer, Splits]:
     splits = prepare_data(config)
+    torch.manual_seed(config.seed)  # reproducible initial weights
     model = build_model(config, splits.type_map, mean_neighbors(splits.train)).to(config.device)
     scales = fit_normalization(model, splits.train)
     save_yaml(config, run_dir / "config.yaml")
