@@ -14,8 +14,10 @@ $(VENV)/.installed: pyproject.toml requirements-lock.txt
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $@
 
+# Train an SO3Net on the shipped PBE0 water clusters (charges, dipole, energy, forces) for
+# 150 s of training, then evaluate on the held-out split: runs/demo/{metrics.csv,summary.md,parity_*.png}
 demo: install
-	$(PY) -m equiprop demo
+	$(PY) -m equiprop train --out runs/demo --overwrite --epochs 200 --max-time 150
 
 test: install
 	$(PY) -m pytest -q
