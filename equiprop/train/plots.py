@@ -7,9 +7,9 @@ import numpy as np
 from equiprop.keys import Property
 
 AXIS_LABELS = {
-    Property.CHARGES: "Hirshfeld charge (e)",
+    Property.CHARGES: "charge (e)",
     Property.DIPOLE: "dipole component (e*A)",
-    Property.ENERGY: "energy per atom - element references (eV/atom)",
+    Property.ENERGY: "E/atom - element refs (eV)",
     Property.FORCES: "force component (eV/A)",
 }
 
@@ -24,7 +24,7 @@ def parity_plots(parity: dict, metrics: dict, out_dir, prefix: str = "parity") -
     paths = []
     for prop, (ref, pred) in parity.items():
         fig, ax = plt.subplots(figsize=(4.2, 4.2), dpi=120)
-        ax.scatter(ref, pred, s=4, alpha=0.5, edgecolors="none")
+        ax.scatter(ref, pred, s=6, alpha=0.6, edgecolors="none")
         low, high = float(np.min([ref.min(), pred.min()])), float(np.max([ref.max(), pred.max()]))
         pad = 0.05 * (high - low or 1.0)
         ax.plot([low - pad, high + pad], [low - pad, high + pad], color="black", lw=0.8)
