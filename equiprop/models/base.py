@@ -11,9 +11,19 @@ from equiprop.data.batch import GraphBatch
 from equiprop.data.typemap import TypeMap
 from equiprop.keys import Property
 from equiprop.nn.geometry import edge_vectors
+from equiprop.nn.precision import as_dtype
 from equiprop.nn.readout import ScalarReadout, centered_positions, constrain_charges
 from equiprop.nn.scatter import scatter_sum
 from equiprop.train.normalization import atomic_energy_scale, element_counts, fit_element_energies
+
+
+def constructor_arguments(arguments: dict) -> dict:
+    """A model's constructor arguments as JSON-friendly ``hparams`` (``type(m)(**m.hparams)`` rebuilds it)."""
+    hparams = {k: v for k, v in arguments.items() if k not in ("self", "__class__")}
+    hparams["elements"] = list(hparams["elements"])
+    hparams["targets"] = [p.value for p in Property.parse(hparams["targets"])]
+    hparams["dtype"] = str(as_dtype(hparams["dtype"])).removeprefix("torch.")
+    return hparams
 
 
 class AtomisticModel(nn.Module):

@@ -5,10 +5,10 @@ from torch import nn
 
 from equiprop.data.batch import GraphBatch
 from equiprop.keys import Property
-from equiprop.models.base import AtomisticModel
+from equiprop.models.base import AtomisticModel, constructor_arguments
 from equiprop.nn.cfconv import SchNetInteraction
 from equiprop.nn.embedding import ElementEmbedding
-from equiprop.nn.precision import as_dtype, default_dtype
+from equiprop.nn.precision import default_dtype
 from equiprop.nn.radial import CosineCutoff, GaussianRBF
 
 
@@ -49,10 +49,7 @@ class SchNet(AtomisticModel):
         dipole_from_charges: bool = True,
         dtype="float32",
     ):
-        self.hparams = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
-        self.hparams["elements"] = list(elements)
-        self.hparams["targets"] = [p.value for p in Property.parse(targets)]
-        self.hparams["dtype"] = str(as_dtype(dtype)).removeprefix("torch.")
+        self.hparams = constructor_arguments(locals())
         if Property.DIPOLE in Property.parse(targets) and not dipole_from_charges:
             raise ValueError("SchNet is invariant: its dipole can only come from charges (dipole_from_charges=True)")
         with default_dtype(dtype):  # e3nn constants exact in this precision

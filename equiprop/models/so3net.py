@@ -6,9 +6,9 @@ from torch import nn
 
 from equiprop.data.batch import GraphBatch
 from equiprop.keys import Property
-from equiprop.models.base import AtomisticModel
+from equiprop.models.base import AtomisticModel, constructor_arguments
 from equiprop.nn.embedding import ElementEmbedding
-from equiprop.nn.precision import as_dtype, default_dtype
+from equiprop.nn.precision import default_dtype
 from equiprop.nn.irreps import hidden_irreps
 from equiprop.nn.radial import CosineCutoff, GaussianRBF
 from equiprop.nn.readout import VectorReadout
@@ -68,10 +68,7 @@ class SO3Net(AtomisticModel):
         dipole_from_charges: bool = True,
         dtype="float32",
     ):
-        self.hparams = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
-        self.hparams["elements"] = list(elements)
-        self.hparams["targets"] = [p.value for p in Property.parse(targets)]
-        self.hparams["dtype"] = str(as_dtype(dtype)).removeprefix("torch.")
+        self.hparams = constructor_arguments(locals())
         with default_dtype(dtype):  # e3nn constants exact in this precision
             super().__init__(elements, cutoff, features, targets, charge_constraint, dipole_from_charges)
             self.irreps = hidden_irreps(features, lmax)
