@@ -1,4 +1,4 @@
-"""Each building block on its own: equivariance of every irreps block, radial basis, cutoff."""
+"""Each building block on its own: equivariance of every SO(3) block, radial basis, cutoff."""
 
 import math
 
@@ -6,7 +6,6 @@ import pytest
 import torch
 from e3nn import o3
 
-from equiprop.nn.precision import default_dtype
 from equiprop.nn import (
     BodyOrderProduct,
     CFConv,
@@ -15,47 +14,55 @@ from equiprop.nn import (
     GaussianRBF,
     SO3Convolution,
     SO3Interaction,
+    SO3Linear,
     VectorReadout,
-    hidden_irreps,
+    coupling_paths,
+    n_components,
 )
+from equiprop.nn.irreps import check_lmax, normalized_cg, path_fan_in
+from equiprop.nn.precision import default_dtype
+
+N_ATOMS, N_EDGES, F = 7, 20, 4
 
 
 def tolerance(dtype):
     return 1e-10 if dtype == torch.float64 else 1e-5
 
 
-def random_edges(n_atoms=7, n_edges=20, seed=0):
+def random_edges(seed=0):
     g = torch.Generator().manual_seed(seed)
-    i = torch.randint(0, n_atoms, (n_edges,), generator=g)
-    j = (i + torch.randint(1, n_atoms, (n_edges,), generator=g)) % n_atoms
+    i = torch.randint(0, N_ATOMS, (N_EDGES,), generator=g)
+    j = (i + torch.randint(1, N_ATOMS, (N_EDGES,), generator=g)) % N_ATOMS
     return torch.stack([i, j])
 
 
-def wigner_D(irreps: o3.Irreps, R: torch.Tensor) -> torch.Tensor:
-    """``irreps.D_from_matrix(R)`` at full precision (e3nn builds its bases in the default dtype)."""
-    with default_dtype(torch.float64):
-        return irreps.D_from_matrix(R.double()).to(R.dtype)
+def wigner_D(lmax: int, R: torch.Tensor) -> torch.Tensor:
+    """Rotation of the ``(lmax + 1)^2`` components, ``[M, M]``, at full precision."""
+    with default_dtype(torch.float64):  # e3nn builds its bases in the default dtype
+        return o3.Irreps.spherical_harmonics(lmax).D_from_matrix(R.double()).to(R.dtype)
 
 
-def assert_equivariant(make_block, irreps_in, irreps_out, dtype, edge_inputs=False, seed=0):
-    """f(D_in(R) x) == D_out(R) f(x) for random x and R; with edges, also rotate edge vectors.
+def spherical_harmonics(lmax, vectors):
+    return o3.spherical_harmonics(list(range(lmax + 1)), vectors, normalize=True, normalization="component")
 
-    ``make_block()`` is called with ``dtype`` as the default dtype (see equiprop.nn.precision).
+
+def assert_equivariant(make_block, lmax_in, lmax_out, dtype, edge_inputs=False, vector_out=False, seed=0):
+    """f(x D^T) == f(x) D^T for features ``[n, F, M]`` and random rotations; edges rotate too.
+
+    ``make_block()`` runs with ``dtype`` as the default dtype, as models are built.
     """
     torch.manual_seed(seed)
     with default_dtype(dtype):
         block = make_block()
     R = o3.rand_matrix(dtype=dtype)
-    D_in, D_out = wigner_D(irreps_in, R), wigner_D(irreps_out, R)
-    x = irreps_in.randn(7, -1, dtype=dtype)
+    D_in, D_out = wigner_D(lmax_in, R), (R if vector_out else wigner_D(lmax_out, R))
+    x = torch.randn(N_ATOMS, F, n_components(lmax_in), dtype=dtype)
     if edge_inputs:
-        edges, vectors = random_edges(), torch.randn(20, 3, dtype=dtype)
-        sh_irreps = block.irreps_sh if hasattr(block, "irreps_sh") else block.conv.irreps_sh
-        sh = o3.SphericalHarmonics(sh_irreps, normalize=True, normalization="component")
+        edges, vectors = random_edges(), torch.randn(N_EDGES, 3, dtype=dtype)
         d = vectors.norm(dim=1)
         rbf, fcut = GaussianRBF(8, 3.0).to(dtype)(d), torch.ones_like(d)
-        out = block(x, sh(vectors), rbf, fcut, edges)
-        out_rot = block(x @ D_in.T, sh(vectors @ R.T), rbf, fcut, edges)
+        out = block(x, spherical_harmonics(lmax_in, vectors), rbf, fcut, edges)
+        out_rot = block(x @ D_in.T, spherical_harmonics(lmax_in, vectors @ R.T), rbf, fcut, edges)
     else:
         out, out_rot = block(x), block(x @ D_in.T)
     scale = max(out.abs().max().item(), 1.0)
@@ -65,55 +72,72 @@ def assert_equivariant(make_block, irreps_in, irreps_out, dtype, edge_inputs=Fal
 
 @pytest.mark.parametrize("lmax", [1, 2, 3])
 def test_so3_convolution(lmax, dtype):
-    irreps = hidden_irreps(4, lmax)
-    def conv():
-        return SO3Convolution(irreps, o3.Irreps.spherical_harmonics(lmax), irreps, n_rbf=8, radial_hidden=16)
-
-    assert_equivariant(conv, irreps, irreps, dtype, edge_inputs=True)
+    assert_equivariant(lambda: SO3Convolution(lmax, F, n_rbf=8, radial_hidden=16), lmax, lmax, dtype, edge_inputs=True)
 
 
 @pytest.mark.parametrize("lmax", [1, 2, 3])
 def test_body_order_product(lmax, dtype):
-    irreps = hidden_irreps(4, lmax)
-    assert_equivariant(lambda: BodyOrderProduct(irreps), irreps, irreps, dtype)
+    assert_equivariant(lambda: BodyOrderProduct(lmax, F), lmax, lmax, dtype)
 
 
 @pytest.mark.parametrize("lmax", [1, 2])
 def test_gate_and_linear(lmax, dtype):
-    irreps = hidden_irreps(4, lmax)
-    assert_equivariant(lambda: GatedNonlinearity(irreps, irreps), irreps, irreps, dtype)
-    assert_equivariant(lambda: o3.Linear(irreps, irreps), irreps, irreps, dtype)
+    assert_equivariant(lambda: GatedNonlinearity(lmax, F), lmax, lmax, dtype)
+    assert_equivariant(lambda: SO3Linear(lmax, F, F), lmax, lmax, dtype)
 
 
 @pytest.mark.parametrize("lmax", [1, 2])
 def test_interaction_block(lmax, dtype):
-    irreps = hidden_irreps(4, lmax)
     def block():
-        return SO3Interaction(irreps, o3.Irreps.spherical_harmonics(lmax), n_rbf=8, radial_hidden=16, avg_neighbors=3.0)
+        return SO3Interaction(lmax, F, n_rbf=8, radial_hidden=16, avg_neighbors=3.0)
 
-    assert_equivariant(block, irreps, irreps, dtype, edge_inputs=True)
+    assert_equivariant(block, lmax, lmax, dtype, edge_inputs=True)
 
 
 def test_vector_readout_is_cartesian(dtype):
-    irreps = hidden_irreps(4, 2)
-    assert_equivariant(lambda: VectorReadout(irreps, hidden=4), irreps, o3.Irreps("1x1o"), dtype)
-    R = o3.rand_matrix(dtype=torch.float64)  # e3nn's l=1 basis is plain (x, y, z): D(R) == R
-    assert torch.allclose(o3.Irreps("1x1o").D_from_matrix(R), R, atol=1e-12)
+    assert_equivariant(lambda: VectorReadout(F, hidden=4), 2, 1, dtype, vector_out=True)
+
+
+@pytest.mark.parametrize("lmax", [1, 2])
+def test_convolution_matches_path_by_path_reference(lmax):
+    """The fused matmuls give the textbook sum over paths of w * CG(x_j, Y)."""
+    torch.manual_seed(1)
+    with default_dtype(torch.float64):
+        conv = SO3Convolution(lmax, F, n_rbf=8, radial_hidden=16, avg_neighbors=2.0)
+    x = torch.randn(N_ATOMS, F, n_components(lmax), dtype=torch.float64)
+    edges, vectors = random_edges(), torch.randn(N_EDGES, 3, dtype=torch.float64)
+    rbf, fcut = torch.rand(N_EDGES, 8, dtype=torch.float64), torch.rand(N_EDGES, dtype=torch.float64)
+    sh = spherical_harmonics(lmax, vectors)
+    weights = (conv.radial(rbf) * fcut[:, None]).view(N_EDGES, F, -1)
+    paths = coupling_paths(lmax, lmax, lmax)
+    fan_in = path_fan_in(paths, lmax)
+    expected = torch.zeros_like(x)
+    for k, p in enumerate(paths):
+        block = lambda t, l: t[..., l * l : (l + 1) ** 2]  # noqa: E731
+        message = torch.einsum("efa,eb,abc->efc", block(x[edges[1]], p.l1), block(sh, p.l2), normalized_cg(p))
+        message = message * weights[:, :, k, None] / math.sqrt(fan_in[p.l3])
+        expected[..., p.l3**2 : (p.l3 + 1) ** 2] += torch.zeros_like(expected[..., : 2 * p.l3 + 1]).index_add(0, edges[0], message)
+    assert torch.allclose(conv(x, sh, rbf, fcut, edges), expected / 2.0, atol=1e-12)
+
+
+def test_paths_have_natural_parity():
+    paths = {(p.l1, p.l2, p.l3) for p in coupling_paths(2, 2, 2)}
+    assert (1, 1, 1) not in paths and (1, 1, 2) in paths and (2, 1, 2) not in paths and len(paths) == 11
 
 
 def test_cfconv_permutation_and_locality():
     torch.manual_seed(0)
     conv = CFConv(features=5, n_rbf=8).double()
-    x, edges = torch.randn(7, 5, dtype=torch.float64), random_edges()
-    d = torch.rand(20, dtype=torch.float64) * 3
+    x, edges = torch.randn(N_ATOMS, 5, dtype=torch.float64), random_edges()
+    d = torch.rand(N_EDGES, dtype=torch.float64) * 3
     rbf, fcut = GaussianRBF(8, 3.0).double()(d), CosineCutoff(3.0)(d)
     out = conv(x, rbf, fcut, edges)
-    perm = torch.randperm(7)
+    perm = torch.randperm(N_ATOMS)
     inverse = torch.argsort(perm)
     out_perm = conv(x[perm], rbf, fcut, inverse[edges])
     assert torch.allclose(out_perm, out[perm], atol=1e-12)
     receivers = set(edges[0].tolist())
-    isolated = [a for a in range(7) if a not in receivers]
+    isolated = [a for a in range(N_ATOMS) if a not in receivers]
     assert all(out[a].abs().max() == 0 for a in isolated)
 
 
@@ -130,12 +154,10 @@ def test_radial_basis_and_cutoff():
     assert abs(slope[1] + math.pi / 8) < 1e-12 and abs(slope[2]) < 1e-6  # zero slope at the cutoff
 
 
-def test_blocks_reject_bad_wiring():
+def test_blocks_reject_bad_arguments():
     with pytest.raises(ValueError, match="lmax"):
-        hidden_irreps(8, 0)
-    with pytest.raises(ValueError, match="BodyOrderProduct"):
-        BodyOrderProduct("4x0e + 2x1o")
-    with pytest.raises(ValueError, match="unreachable"):
-        SO3Convolution("4x0e", "1x0e", "4x0e + 4x1o", n_rbf=4)
-    with pytest.raises(ValueError, match="GatedNonlinearity"):
-        GatedNonlinearity("4x0e", "4x0o")
+        check_lmax(0)
+    with pytest.raises(ValueError, match="lmax"):
+        SO3Convolution(0, 4, n_rbf=4)
+    with pytest.raises(ValueError, match="n_rbf"):
+        GaussianRBF(1, 3.0)

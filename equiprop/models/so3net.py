@@ -9,7 +9,7 @@ from equiprop.keys import Property
 from equiprop.models.base import AtomisticModel, constructor_arguments
 from equiprop.nn.embedding import ElementEmbedding
 from equiprop.nn.precision import default_dtype
-from equiprop.nn.irreps import hidden_irreps
+from equiprop.nn.irreps import check_lmax, n_components
 from equiprop.nn.radial import CosineCutoff, GaussianRBF
 from equiprop.nn.readout import VectorReadout
 from equiprop.nn.so3block import SO3Interaction
@@ -18,8 +18,8 @@ from equiprop.nn.so3block import SO3Interaction
 class SO3Net(AtomisticModel):
     """Equivariant message passing with features of every l up to ``lmax``.
 
-    Scalar element embeddings are lifted to ``features x (0e + 1o + 2e + ...)``
-    (higher l start at zero); each interaction convolves neighbour irreps with
+    Scalar element embeddings are lifted to features ``[n_atoms, features,
+    (lmax + 1)^2]`` of every degree l <= lmax (higher l start at zero); each interaction convolves neighbour irreps with
     the spherical harmonics of the edge direction (radially weighted tensor
     product), raises body order with a channel-wise self tensor product, applies
     a gated nonlinearity and linear mixing, and adds the result (residual).
@@ -71,25 +71,24 @@ class SO3Net(AtomisticModel):
         self.hparams = constructor_arguments(locals())
         with default_dtype(dtype):  # e3nn constants exact in this precision
             super().__init__(elements, cutoff, features, targets, charge_constraint, dipole_from_charges)
-            self.irreps = hidden_irreps(features, lmax)
-            self.features = features
+            self.lmax, self.features = check_lmax(lmax), features
             self.embedding = ElementEmbedding(len(self.type_map), features)
             self.rbf = GaussianRBF(n_rbf, cutoff, rbf_start)
             self.fcut = CosineCutoff(cutoff)
             self.sh = o3.SphericalHarmonics(o3.Irreps.spherical_harmonics(lmax), normalize=True, normalization="component")
             self.interactions = nn.ModuleList(
-                SO3Interaction(self.irreps, self.sh.irreps_out, n_rbf, radial_hidden, avg_neighbors)
-                for _ in range(interactions)
+                SO3Interaction(lmax, features, n_rbf, radial_hidden, avg_neighbors) for _ in range(interactions)
             )
-            self.dipole_head = VectorReadout(self.irreps, features) if Property.DIPOLE in self.targets else None
+            self.dipole_head = VectorReadout(features, features) if Property.DIPOLE in self.targets else None
 
     def represent(self, batch: GraphBatch, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         distances = torch.linalg.norm(vectors, dim=1)  # [n_edges]
         rbf, fcut = self.rbf(distances), self.fcut(distances)  # [n_edges, n_rbf], [n_edges]
         sh = self.sh(vectors)  # [n_edges, (lmax + 1)^2]
         scalars = self.embedding(batch.types)  # [n_atoms, features]
-        x = torch.cat([scalars, scalars.new_zeros(scalars.shape[0], self.irreps.dim - self.features)], dim=1)
+        higher = scalars.new_zeros(scalars.shape[0], self.features, n_components(self.lmax) - 1)
+        x = torch.cat([scalars[:, :, None], higher], dim=2)  # [n_atoms, features, (lmax + 1)^2]
         for interaction in self.interactions:
-            x = x + interaction(x, sh, rbf, fcut, batch.edge_index)  # [n_atoms, irreps.dim]
+            x = x + interaction(x, sh, rbf, fcut, batch.edge_index)
         atomic_dipoles = self.dipole_head(x) if self.dipole_head is not None else None  # [n_atoms, 3]
-        return x[:, : self.features], atomic_dipoles
+        return x[:, :, 0], atomic_dipoles

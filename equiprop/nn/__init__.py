@@ -4,13 +4,14 @@ from equiprop.nn.cfconv import CFConv, SchNetInteraction
 from equiprop.nn.embedding import ElementEmbedding
 from equiprop.nn.gate import GatedNonlinearity
 from equiprop.nn.geometry import edge_vectors
-from equiprop.nn.irreps import hidden_irreps
+from equiprop.nn.irreps import coupling_paths, n_components
 from equiprop.nn.product import BodyOrderProduct
 from equiprop.nn.radial import CosineCutoff, GaussianRBF
 from equiprop.nn.readout import ScalarReadout, VectorReadout, constrain_charges
 from equiprop.nn.scatter import scatter_sum
 from equiprop.nn.so3block import SO3Interaction
 from equiprop.nn.so3conv import SO3Convolution
+from equiprop.nn.so3linear import SO3Linear
 
 __all__ = [
     "BodyOrderProduct",
@@ -21,11 +22,13 @@ __all__ = [
     "GaussianRBF",
     "SO3Convolution",
     "SO3Interaction",
+    "SO3Linear",
     "ScalarReadout",
     "SchNetInteraction",
     "VectorReadout",
     "constrain_charges",
     "edge_vectors",
-    "hidden_irreps",
+    "coupling_paths",
+    "n_components",
     "scatter_sum",
 ]

@@ -1,32 +1,26 @@
-"""Gated nonlinearity: activated scalars, and non-scalars scaled by sigmoid gates."""
+"""Gated nonlinearity: activated scalars, and each l > 0 channel scaled by a sigmoid gate."""
 
 import torch
-from e3nn import o3
-from e3nn.nn import Gate
 from torch import nn
+
+from equiprop.nn.irreps import check_lmax, degree_of_component
 
 
 class GatedNonlinearity(nn.Module):
-    """Linear map from ``irreps_in`` to scalars, gates and gated irreps, then e3nn's Gate.
+    """SiLU on the scalars; ``x_l`` times ``sigmoid(g_l)`` for l > 0, gates from the scalars.
 
-    Scalars (``0e``) of ``irreps_out`` pass through SiLU; each non-scalar irrep
-    is multiplied by its own sigmoid gate (a scalar), which keeps equivariance.
-    Shapes: ``[n, irreps_in.dim] -> [n, irreps_out.dim]``.
+    The gates are invariant, so equivariance is kept. Shapes:
+    ``[n, features, (lmax + 1)^2] -> [n, features, (lmax + 1)^2]``.
     """
 
-    def __init__(self, irreps_in, irreps_out):
+    def __init__(self, lmax: int, features: int):
         super().__init__()
-        self.irreps_in, irreps_out = o3.Irreps(irreps_in), o3.Irreps(irreps_out).simplify()
-        scalars = o3.Irreps([(mul, ir) for mul, ir in irreps_out if ir.l == 0 and ir.p == 1])
-        gated = o3.Irreps([(mul, ir) for mul, ir in irreps_out if ir.l > 0])
-        if scalars.dim + gated.dim != irreps_out.dim:
-            raise ValueError(f"GatedNonlinearity: irreps_out {irreps_out} may only hold 0e scalars and l > 0 irreps")
-        gates = o3.Irreps([(mul, "0e") for mul, _ in gated])
-        self.gate = Gate(
-            scalars, [nn.functional.silu] * len(scalars), gates, [torch.sigmoid] * len(gates), gated
-        )
-        self.linear = o3.Linear(self.irreps_in, self.gate.irreps_in)
-        self.irreps_out = self.gate.irreps_out
+        self.lmax = check_lmax(lmax)
+        self.gates = nn.Linear(features, self.lmax * features)
+        self.register_buffer("gate_of_component", degree_of_component(self.lmax)[1:] - 1, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.gate(self.linear(x))
+        scalars = x[:, :, 0]  # [n, features]
+        gates = torch.sigmoid(self.gates(scalars)).view(x.shape[0], x.shape[1], self.lmax)  # [n, features, lmax]
+        gated = x[:, :, 1:] * gates[:, :, self.gate_of_component]  # [n, features, M - 1]
+        return torch.cat([nn.functional.silu(scalars)[:, :, None], gated], dim=2)

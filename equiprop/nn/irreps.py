@@ -1,29 +1,77 @@
-"""Irreps helpers shared by the equivariant blocks."""
+"""Equivariant features as ``[n, channels, (lmax + 1)^2]`` tensors, and their couplings.
 
+Layout: component ``m`` of degree ``l`` sits at index ``l^2 + l + m`` of the
+last axis (the order of e3nn's spherical harmonics, whose l=1 part is
+Cartesian x, y, z); every degree has the same ``channels``. Parity is natural
+(``(-1)^l``), so couplings ``l1 x l2 -> l3`` need ``l1 + l2 + l3`` even: the
+network is O(3)-equivariant and its l=1 outputs are true vectors.
+
+Clebsch-Gordan coefficients come from e3nn (``o3.wigner_3j``), computed in
+float64 and cast to the default dtype, so float64 models are exact.
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
 from e3nn import o3
 
 
-def hidden_irreps(features: int, lmax: int) -> o3.Irreps:
-    """``features`` channels of each l <= lmax with natural parity: ``Fx0e + Fx1o + Fx2e ...``."""
-    if lmax < 1:
-        raise ValueError(f"lmax must be at least 1, got {lmax}")
-    return o3.Irreps([(features, (l, (-1) ** l)) for l in range(lmax + 1)])
+def n_components(lmax: int) -> int:
+    """``(lmax + 1)^2``: components of all degrees up to lmax."""
+    return (lmax + 1) ** 2
 
 
-def check_uniform(irreps: o3.Irreps, block: str) -> int:
-    """The common multiplicity of ``irreps``; ValueError naming ``block`` if they differ."""
-    muls = {mul for mul, _ in irreps}
-    if len(muls) != 1:
-        raise ValueError(f"{block}: all irreps need the same multiplicity, got {irreps}")
-    return muls.pop()
+def degree_of_component(lmax: int) -> torch.Tensor:
+    """Degree l of each of the ``(lmax + 1)^2`` components, ``[M]`` int64."""
+    return torch.cat([torch.full((2 * l + 1,), l) for l in range(lmax + 1)])
 
 
-def coupling_paths(irreps_1: o3.Irreps, irreps_2: o3.Irreps, irreps_out: o3.Irreps) -> list[tuple[int, int, int]]:
-    """All (i1, i2, i_out) with ``irreps_out[i_out]`` in ``irreps_1[i1] x irreps_2[i2]``."""
-    paths = []
-    for i1, (_, ir1) in enumerate(irreps_1):
-        for i2, (_, ir2) in enumerate(irreps_2):
-            for i_out, (_, ir_out) in enumerate(irreps_out):
-                if ir_out in ir1 * ir2:
-                    paths.append((i1, i2, i_out))
-    return paths
+def check_lmax(lmax: int) -> int:
+    if int(lmax) != lmax or lmax < 1:
+        raise ValueError(f"lmax must be an integer >= 1, got {lmax}")
+    return int(lmax)
+
+
+@dataclass(frozen=True)
+class Path:
+    """A coupling ``l1 x l2 -> l3`` with natural parity."""
+
+    l1: int
+    l2: int
+    l3: int
+
+
+def coupling_paths(lmax_1: int, lmax_2: int, lmax_out: int) -> list[Path]:
+    """All allowed couplings between degrees up to the given maxima (l1 + l2 + l3 even)."""
+    return [
+        Path(l1, l2, l3)
+        for l1 in range(lmax_1 + 1)
+        for l2 in range(lmax_2 + 1)
+        for l3 in range(abs(l1 - l2), min(l1 + l2, lmax_out) + 1)
+        if (l1 + l2 + l3) % 2 == 0
+    ]
+
+
+def normalized_cg(path: Path) -> torch.Tensor:
+    """Clebsch-Gordan block ``[2l1+1, 2l2+1, 2l3+1]`` scaled so unit-variance inputs give unit-variance outputs."""
+    return o3.wigner_3j(path.l1, path.l2, path.l3, dtype=torch.float64) * math.sqrt(2 * path.l3 + 1)
+
+
+def path_fan_in(paths: list[Path], lmax_out: int) -> torch.Tensor:
+    """How many paths end in each output degree, ``[lmax_out + 1]`` (for normalising their sum)."""
+    counts = torch.zeros(lmax_out + 1, dtype=torch.float64)
+    for p in paths:
+        counts[p.l3] += 1
+    return counts
+
+
+def dense_couplings(paths: list[Path], lmax_1: int, lmax_2: int, lmax_out: int) -> torch.Tensor:
+    """All paths as one dense tensor ``[n_paths, M1, M2, M_out]`` (zeros outside each block), float64."""
+    fan_in = path_fan_in(paths, lmax_out)
+    out = torch.zeros(len(paths), n_components(lmax_1), n_components(lmax_2), n_components(lmax_out), dtype=torch.float64)
+    for k, p in enumerate(paths):
+        out[k, p.l1**2 : (p.l1 + 1) ** 2, p.l2**2 : (p.l2 + 1) ** 2, p.l3**2 : (p.l3 + 1) ** 2] = (
+            normalized_cg(p) / math.sqrt(fan_in[p.l3])
+        )
+    return out

@@ -1,12 +1,12 @@
 """Per-atom readouts and the physics that turns them into structure properties."""
 
 import torch
-from e3nn import o3
 from torch import nn
 
 from equiprop.nn.gate import GatedNonlinearity
 from equiprop.nn.mlp import mlp
 from equiprop.nn.scatter import scatter_sum
+from equiprop.nn.so3linear import SO3Linear
 
 
 class ScalarReadout(nn.Module):
@@ -28,21 +28,20 @@ class ScalarReadout(nn.Module):
 
 
 class VectorReadout(nn.Module):
-    """Equivariant features ``[n_atoms, irreps_in.dim]`` to one l=1 vector per atom ``[n_atoms, 3]``.
+    """Equivariant features ``[n_atoms, features, (lmax + 1)^2]`` to one l=1 vector per atom ``[n_atoms, 3]``.
 
-    A gated layer (``hidden x 0e + hidden x 1o``) then a linear map to ``1x1o``;
-    e3nn's l=1 basis is Cartesian (x, y, z).
+    A gated layer on the l <= 1 part, then a linear map to one l=1 channel; the
+    l=1 components are Cartesian (x, y, z), as in e3nn's spherical harmonics.
     """
 
-    def __init__(self, irreps_in, hidden: int):
+    def __init__(self, features: int, hidden: int):
         super().__init__()
-        self.irreps_in = o3.Irreps(irreps_in)
-        self.hidden = GatedNonlinearity(self.irreps_in, f"{hidden}x0e + {hidden}x1o")
-        self.out = o3.Linear(self.hidden.irreps_out, "1x1o")
-        self.irreps_out = self.out.irreps_out
+        self.hidden = SO3Linear(1, features, hidden)
+        self.gate = GatedNonlinearity(1, hidden)
+        self.out = SO3Linear(1, hidden, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out(self.hidden(x))
+        return self.out(self.gate(self.hidden(x[:, :, :4])))[:, 0, 1:]
 
 
 def constrain_charges(

@@ -196,7 +196,10 @@ def ema_update(decay: float):
         n = float(num_averaged)
         weight = 1.0 - min(decay, (1.0 + n) / (10.0 + n))
         for a, c in zip(averaged, current):
-            a.lerp_(c, weight)
+            if a.is_floating_point():
+                a.lerp_(c, weight)
+            else:  # index tables
+                a.copy_(c)
 
     return update
 

@@ -1,0 +1,352 @@
+"""Shared, library-agnostic parts of the peer benchmarks (run_schnetpack.py, run_mace.py).
+
+Only needs numpy, torch and ase, which every peer venv has. It provides the
+command line, reading the split folder, training-set statistics, the loss
+(the same normalised, weighted MSE that equiprop uses), the time-budgeted
+training loop, evaluation (MAE) and the inference timing, and the JSON report.
+Each peer script supplies the library-specific parts: data conversion, model,
+one optimisation step and one prediction.
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import ase.io
+import numpy as np
+import torch
+
+TARGETS = ("energy", "forces", "dipole", "charges")
+SPLITS = ("train", "val", "test")
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def build_parser(description: str, models: list[str], default_lr: float, default_grad_clip: float) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", choices=models, default=models[0])
+    p.add_argument("--split-dir", required=True, help="folder with train.xyz, val.xyz, test.xyz (extxyz)")
+    p.add_argument("--budget", type=float, default=60.0, help="seconds of training steps (wall clock)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--cutoff", type=float, default=4.0)
+    p.add_argument("--features", type=int, default=32)
+    p.add_argument("--interactions", type=int, default=3)
+    p.add_argument("--lmax", type=int, default=2)
+    p.add_argument("--targets", default="energy,forces,dipole,charges")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", default="result.json")
+    p.add_argument("--lr", type=float, default=default_lr)
+    p.add_argument("--grad-clip", type=float, default=default_grad_clip, help="max gradient norm; 0 disables")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--flush-denormal", type=int, choices=(0, 1), default=1,
+                   help="torch.set_flush_denormal: 1 treats denormal floats as 0 (avoids CPU slow paths)")
+    p.add_argument("--warmup-batches", type=int, default=5, help="training steps left out of the throughput")
+    p.add_argument("--inference-seconds", type=float, default=3.0, help="minimum time of the inference measurement")
+    p.add_argument("--energy-weight", type=float, default=0.03)
+    p.add_argument("--forces-weight", type=float, default=1.0)
+    p.add_argument("--dipole-weight", type=float, default=1.0)
+    p.add_argument("--charges-weight", type=float, default=1.0)
+    p.add_argument("--energy-key", default="dft_energy")
+    p.add_argument("--forces-key", default="dft_forces")
+    p.add_argument("--dipole-key", default="dft_dipole")
+    p.add_argument("--charges-key", default="dft_hirshfeld")
+    return p
+
+
+def parse_targets(text: str, supported: Iterable[str] = TARGETS) -> list[str]:
+    targets = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [t for t in targets if t not in TARGETS]
+    if unknown or not targets:
+        raise SystemExit(f"--targets: unknown or empty {unknown or text!r}; choose from {','.join(TARGETS)}")
+    unsupported = [t for t in targets if t not in supported]
+    if unsupported:
+        raise SystemExit(f"--targets: {','.join(unsupported)} not supported by this peer (supported: {','.join(supported)})")
+    return targets
+
+
+def setup_torch(args) -> None:
+    torch.set_num_threads(args.threads)
+    try:
+        torch.set_num_interop_threads(args.threads)
+    except RuntimeError:  # already set
+        pass
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    # Gaussian radial bases give exp(-large) values; float32 denormals among them
+    # make CPU matmuls very slow (schnetpack SchNet: ~3.4 s instead of ~0.05 s per step here).
+    torch.set_flush_denormal(bool(args.flush_denormal))
+
+
+# ----------------------------------------------------------------------------- data
+
+
+@dataclass
+class Frame:
+    """One labelled structure in plain numpy (float64), keys already mapped from dft_*."""
+
+    atoms: "ase.Atoms"
+    energy: float
+    forces: np.ndarray  # [n, 3]
+    dipole: np.ndarray  # [3]
+    charges: np.ndarray  # [n]
+
+    @property
+    def n_atoms(self) -> int:
+        return len(self.atoms)
+
+
+def read_split(split_dir: str, args) -> dict[str, list[Frame]]:
+    """``{"train": [...], "val": [...], "test": [...]}`` from ``split_dir/{train,val,test}.xyz``."""
+    out = {}
+    for name in SPLITS:
+        path = Path(split_dir) / f"{name}.xyz"
+        if not path.exists():
+            raise SystemExit(f"missing {path}")
+        frames = []
+        for k, a in enumerate(ase.io.read(path, index=":")):
+            try:
+                frames.append(Frame(
+                    atoms=a,
+                    energy=float(a.info[args.energy_key]),
+                    forces=np.asarray(a.arrays[args.forces_key], dtype=np.float64).reshape(-1, 3),
+                    dipole=np.asarray(a.info[args.dipole_key], dtype=np.float64).reshape(3),
+                    charges=np.asarray(a.arrays[args.charges_key], dtype=np.float64).reshape(-1),
+                ))
+            except KeyError as e:
+                raise SystemExit(f"{path}: structure {k} has no label {e}") from None
+        out[name] = frames
+    return out
+
+
+@dataclass
+class TrainStats:
+    """Training-set statistics: element reference energies and each target's loss scale."""
+
+    elements: list[int]  # atomic numbers, sorted
+    element_energies: dict[int, float]  # eV, least squares E ~ sum_Z n_Z e_Z (minimum norm)
+    scales: dict[str, float]  # loss scale per target (see fit_train_stats)
+
+
+def fit_train_stats(frames: list[Frame]) -> TrainStats:
+    """Element energies by least squares, and each target's spread on the training set.
+
+    Scales (identical to equiprop's loss scales): energy: RMS per-atom residual
+    after the element energies (eV/atom); forces, dipole, charges: RMS of all
+    components (eV/A, e*A, e). For pure water (n_H = 2 n_O everywhere) the
+    element energies are not separately determined; the minimum-norm solution
+    of numpy's lstsq fixes 2 e_H + e_O, which is all the energies depend on.
+    """
+    elements = sorted({int(z) for f in frames for z in f.atoms.numbers})
+    counts = np.array([[np.count_nonzero(f.atoms.numbers == z) for z in elements] for f in frames], dtype=np.float64)
+    energies = np.array([f.energy for f in frames])
+    refs, *_ = np.linalg.lstsq(counts, energies, rcond=None)
+    per_atom_residual = (energies - counts @ refs) / counts.sum(axis=1)
+
+    def rms(x):
+        value = float(np.sqrt(np.mean(np.square(x))))
+        return value if value > 0 else 1.0
+
+    scales = {
+        "energy": rms(per_atom_residual),
+        "forces": rms(np.concatenate([f.forces.ravel() for f in frames])),
+        "dipole": rms(np.concatenate([f.dipole for f in frames])),
+        "charges": rms(np.concatenate([f.charges for f in frames])),
+    }
+    return TrainStats(elements, {z: float(e) for z, e in zip(elements, refs)}, scales)
+
+
+def batch_indices(n: int, batch_size: int, rng: np.random.Generator | None) -> list[np.ndarray]:
+    """Index chunks of one epoch (shuffled when ``rng`` is given; last batch may be smaller)."""
+    order = rng.permutation(n) if rng is not None else np.arange(n)
+    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+
+
+# ----------------------------------------------------------------------------- loss
+
+
+def normalized_loss(pred: dict, ref: dict, n_atoms: torch.Tensor, scales: dict, weights: dict) -> torch.Tensor:
+    """``sum_t w_t * mean(((pred_t - ref_t) / scale_t)^2)``, as in equiprop.
+
+    Energy enters per atom: ``(E_pred - E_ref) / n_atoms`` per structure. Shapes:
+    energy [B], forces [N, 3], dipole [B, 3], charges [N].
+    """
+    loss = 0.0
+    for t, w in weights.items():
+        diff = pred[t] - ref[t]
+        if t == "energy":
+            diff = diff / n_atoms.to(diff.dtype)
+        loss = loss + w * (diff / scales[t]).pow(2).mean()
+    return loss
+
+
+# ----------------------------------------------------------------------------- training loop
+
+
+@dataclass
+class TrainLog:
+    steps: int = 0
+    structures: int = 0
+    train_seconds: float = 0.0  # all training steps
+    timed_seconds: float = 0.0  # steps after the warm-up
+    timed_structures: int = 0
+    last_loss: float = float("nan")
+    losses: list = field(default_factory=list)  # (structures seen, mean loss of the epoch)
+
+
+def train_for_budget(epoch_batches: Callable[[], Iterable], step: Callable[[object], tuple[int, float]],
+                     budget_s: float, warmup_batches: int, n_train: int, log_every_s: float = 5.0) -> TrainLog:
+    """Run optimisation steps until ``budget_s`` seconds of training steps have passed.
+
+    ``epoch_batches()`` gives an iterable over one (shuffled) epoch; fetching a
+    batch (collation) counts as part of the step. ``step(batch)`` does one
+    optimisation step and returns ``(n_structures, loss)``. Throughput is timed
+    over the steps after the first ``warmup_batches``.
+    """
+    log = TrainLog()
+    next_print = log_every_s
+    while log.train_seconds < budget_s:
+        it = iter(epoch_batches())
+        epoch_losses = []
+        while log.train_seconds < budget_s:
+            t0 = time.perf_counter()
+            try:
+                batch = next(it)
+            except StopIteration:
+                break
+            n, loss = step(batch)
+            dt = time.perf_counter() - t0
+            log.steps += 1
+            log.structures += n
+            log.train_seconds += dt
+            if log.steps > warmup_batches:
+                log.timed_seconds += dt
+                log.timed_structures += n
+            epoch_losses.append(loss)
+            if log.train_seconds >= next_print:
+                print(f"  {log.train_seconds:6.1f} s  epoch {log.structures / n_train:6.2f}  loss {np.mean(epoch_losses):.4f}", flush=True)
+                next_print += log_every_s
+        if epoch_losses:
+            log.last_loss = float(np.mean(epoch_losses))
+            log.losses.append((log.structures, log.last_loss))
+    return log
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+class MAE:
+    """Accumulates absolute errors in report units (e, e*A, meV/atom, meV/A)."""
+
+    def __init__(self, targets: list[str]):
+        self.sums = {t: 0.0 for t in targets}
+        self.counts = {t: 0 for t in targets}
+
+    def add(self, pred: dict, ref: dict, n_atoms: np.ndarray) -> None:
+        for t in self.sums:
+            diff = np.abs(np.asarray(pred[t], dtype=np.float64) - np.asarray(ref[t], dtype=np.float64))
+            if t == "energy":
+                diff = 1000.0 * diff / n_atoms
+            elif t == "forces":
+                diff = 1000.0 * diff
+            self.sums[t] += float(diff.sum())
+            self.counts[t] += diff.size
+
+    def result(self) -> dict:
+        names = {"charges": "charges_e", "dipole": "dipole_eA", "energy": "energy_meV_per_atom", "forces": "forces_meV_per_A"}
+        out = {names[t]: None for t in TARGETS}
+        for t in self.sums:
+            out[names[t]] = self.sums[t] / max(self.counts[t], 1)
+        return out
+
+
+def evaluate(batches: Iterable, predict: Callable, targets: list[str]) -> dict:
+    """MAE over ``batches``; ``predict(batch)`` returns ``(pred, ref, n_atoms)`` as numpy dicts."""
+    mae = MAE(targets)
+    for batch in batches:
+        pred, ref, n_atoms = predict(batch)
+        mae.add(pred, ref, n_atoms)
+    return mae.result()
+
+
+def measure_inference(batches: list, forward: Callable, n_structures: int, n_atoms: int, min_seconds: float) -> dict:
+    """Structures and atoms per second of ``forward(batch)`` over whole passes through ``batches``.
+
+    One untimed pass first (warm-up); then whole passes until ``min_seconds``.
+    """
+    for b in batches:
+        forward(b)
+    passes, t0 = 0, time.perf_counter()
+    while True:
+        for b in batches:
+            forward(b)
+        passes += 1
+        elapsed = time.perf_counter() - t0
+        if elapsed >= min_seconds:
+            break
+    return {
+        "structures_per_s": passes * n_structures / elapsed,
+        "atoms_per_s": passes * n_atoms / elapsed,
+        "passes": passes,
+        "seconds": elapsed,
+    }
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def peak_memory_mib() -> float:
+    """Peak resident set size of this process (ru_maxrss is KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+def write_report(path: str, report: dict) -> None:
+    report.setdefault("host", {"python": platform.python_version(), "torch": torch.__version__,
+                               "threads": torch.get_num_threads(), "cpus": os.cpu_count()})
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
+def base_report(library: str, version: str, args, targets: list[str], data: dict, stats: TrainStats,
+                n_params: int, log: TrainLog, inference: dict, test_mae: dict, val_mae: dict, settings: dict) -> dict:
+    """The JSON fields shared by all peers."""
+    n_train = len(data["train"])
+    return {
+        "library": library,
+        "version": version,
+        "model": args.model,
+        "n_params": n_params,
+        "targets": targets,
+        "train_structures_per_s": (log.timed_structures / log.timed_seconds) if log.timed_seconds > 0 else None,
+        "inference": {k: inference[k] for k in ("structures_per_s", "atoms_per_s")},
+        "peak_memory_mib": peak_memory_mib(),
+        "test_mae": test_mae,
+        "val_mae": val_mae,
+        "epochs": log.structures / n_train,
+        "train_seconds": log.train_seconds,
+        "steps": log.steps,
+        "final_train_loss": log.last_loss,
+        "n_structures": {k: len(v) for k, v in data.items()},
+        "settings": {
+            "budget_s": args.budget, "batch_size": args.batch_size, "cutoff": args.cutoff,
+            "features": args.features, "interactions": args.interactions, "lr": args.lr,
+            "grad_clip": args.grad_clip, "threads": args.threads, "flush_denormal": bool(args.flush_denormal), "device": args.device, "seed": args.seed,
+            "dtype": "float32", "loss_weights": {t: getattr(args, f"{t}_weight") for t in targets},
+            "loss_scales": {t: stats.scales[t] for t in targets},
+            "element_energies_eV": {str(z): e for z, e in stats.element_energies.items()},
+            "inference_timing": {"batch_size": args.batch_size, "passes": inference["passes"], "seconds": inference["seconds"]},
+            **settings,
+        },
+    }

@@ -1,0 +1,28 @@
+"""Channel mixing within each degree l (equivariant linear map)."""
+
+import math
+
+import torch
+from torch import nn
+
+from equiprop.nn.irreps import check_lmax, degree_of_component
+
+
+class SO3Linear(nn.Module):
+    """``y[:, :, l] = W_l^T x[:, :, l]`` for each degree l, plus a bias on the scalars.
+
+    Shapes: ``[n, in_features, (lmax + 1)^2] -> [n, out_features, (lmax + 1)^2]``.
+    """
+
+    def __init__(self, lmax: int, in_features: int, out_features: int, bias: bool = True):
+        super().__init__()
+        self.lmax = check_lmax(lmax)
+        self.weight = nn.Parameter(torch.randn(self.lmax + 1, in_features, out_features) / math.sqrt(in_features))
+        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+        self.register_buffer("degree", degree_of_component(self.lmax), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.bmm(x.permute(2, 0, 1), self.weight[self.degree])  # [M, n, out]: one matmul per component
+        if self.bias is not None:
+            out[0] = out[0] + self.bias
+        return out.permute(1, 2, 0)  # [n, out, M]
