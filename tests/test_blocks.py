@@ -100,7 +100,7 @@ def test_vector_readout_is_cartesian(dtype):
 
 @pytest.mark.parametrize("lmax", [1, 2])
 def test_convolution_matches_path_by_path_reference(lmax):
-    """The fused matmuls give the textbook sum over paths of w * CG(x_j, Y)."""
+    """The fused matmuls give the textbook sum over paths of a_l1 * b_l3 * CG(x_j, Y)."""
     torch.manual_seed(1)
     with default_dtype(torch.float64):
         conv = SO3Convolution(lmax, F, n_rbf=8, radial_hidden=16, avg_neighbors=2.0)
@@ -108,16 +108,16 @@ def test_convolution_matches_path_by_path_reference(lmax):
     edges, vectors = random_edges(), torch.randn(N_EDGES, 3, dtype=torch.float64)
     rbf, fcut = torch.rand(N_EDGES, 8, dtype=torch.float64), torch.rand(N_EDGES, dtype=torch.float64)
     sh = spherical_harmonics(lmax, vectors)
-    weights = (conv.radial(rbf) * fcut[:, None]).view(N_EDGES, F, -1)
+    weights = (conv.radial(rbf * conv.rbf_scale) * fcut[:, None]).view(N_EDGES, F, 2, lmax + 1)  # a_l1, b_l3
     paths = coupling_paths(lmax, lmax, lmax)
     fan_in = path_fan_in(paths, lmax)
     expected = torch.zeros_like(x)
-    for k, p in enumerate(paths):
+    for p in paths:
         block = lambda t, l: t[..., l * l : (l + 1) ** 2]  # noqa: E731
         message = torch.einsum("efa,eb,abc->efc", block(x[edges[1]], p.l1), block(sh, p.l2), normalized_cg(p))
-        message = message * weights[:, :, k, None] / math.sqrt(fan_in[p.l3])
+        message = message * (weights[:, :, 0, p.l1] * weights[:, :, 1, p.l3])[:, :, None] / math.sqrt(fan_in[p.l3])
         expected[..., p.l3**2 : (p.l3 + 1) ** 2] += torch.zeros_like(expected[..., : 2 * p.l3 + 1]).index_add(0, edges[0], message)
-    assert torch.allclose(conv(x, sh, rbf, fcut, edges), expected / 2.0, atol=1e-12)
+    assert torch.allclose(conv(x, sh, rbf, fcut, edges), expected / 2.0**0.5, atol=1e-12)  # 1/sqrt(avg_neighbors)
 
 
 def test_paths_have_natural_parity():

@@ -46,8 +46,6 @@ def build_parser(description: str, models: list[str], default_lr: float, default
     p.add_argument("--lr", type=float, default=default_lr)
     p.add_argument("--grad-clip", type=float, default=default_grad_clip, help="max gradient norm; 0 disables")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--flush-denormal", type=int, choices=(0, 1), default=1,
-                   help="torch.set_flush_denormal: 1 treats denormal floats as 0 (avoids CPU slow paths)")
     p.add_argument("--warmup-batches", type=int, default=5, help="training steps left out of the throughput")
     p.add_argument("--inference-seconds", type=float, default=3.0, help="minimum time of the inference measurement")
     p.add_argument("--energy-weight", type=float, default=0.03)
@@ -72,6 +70,9 @@ def parse_targets(text: str, supported: Iterable[str] = TARGETS) -> list[str]:
     return targets
 
 
+LOAD_AT_START = os.getloadavg()
+
+
 def setup_torch(args) -> None:
     torch.set_num_threads(args.threads)
     try:
@@ -80,9 +81,6 @@ def setup_torch(args) -> None:
         pass
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
-    # Gaussian radial bases give exp(-large) values; float32 denormals among them
-    # make CPU matmuls very slow (schnetpack SchNet: ~3.4 s instead of ~0.05 s per step here).
-    torch.set_flush_denormal(bool(args.flush_denormal))
 
 
 # ----------------------------------------------------------------------------- data
@@ -281,12 +279,18 @@ def measure_inference(batches: list, forward: Callable, n_structures: int, n_ato
 
     One untimed pass first (warm-up); then whole passes until ``min_seconds``.
     """
+    def sync():
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+
     for b in batches:
         forward(b)
+    sync()
     passes, t0 = 0, time.perf_counter()
     while True:
         for b in batches:
             forward(b)
+        sync()
         passes += 1
         elapsed = time.perf_counter() - t0
         if elapsed >= min_seconds:
@@ -312,8 +316,13 @@ def count_parameters(model: torch.nn.Module) -> int:
 
 
 def write_report(path: str, report: dict) -> None:
-    report.setdefault("host", {"python": platform.python_version(), "torch": torch.__version__,
-                               "threads": torch.get_num_threads(), "cpus": os.cpu_count()})
+    report.setdefault("host", {
+        "python": platform.python_version(), "torch": torch.__version__,
+        "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+        # a busy machine (other processes on the cores) distorts the timings: see README
+        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
+        "loadavg_1min_start_end": [LOAD_AT_START[0], os.getloadavg()[0]],
+    })
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
@@ -342,7 +351,7 @@ def base_report(library: str, version: str, args, targets: list[str], data: dict
         "settings": {
             "budget_s": args.budget, "batch_size": args.batch_size, "cutoff": args.cutoff,
             "features": args.features, "interactions": args.interactions, "lr": args.lr,
-            "grad_clip": args.grad_clip, "threads": args.threads, "flush_denormal": bool(args.flush_denormal), "device": args.device, "seed": args.seed,
+            "grad_clip": args.grad_clip, "threads": args.threads, "device": args.device, "seed": args.seed,
             "dtype": "float32", "loss_weights": {t: getattr(args, f"{t}_weight") for t in targets},
             "loss_scales": {t: stats.scales[t] for t in targets},
             "element_energies_eV": {str(z): e for z, e in stats.element_energies.items()},

@@ -38,7 +38,7 @@ class SO3Net(AtomisticModel):
         n_rbf: number of Gaussian radial basis functions.
         rbf_start: centre of the first Gaussian, Angstrom.
         radial_hidden: hidden width of the radial MLPs giving tensor-product weights.
-        avg_neighbors: constant that normalises neighbour sums.
+        avg_neighbors: constant that normalises neighbour sums (divided by its square root).
         charge_constraint: shift charges so each structure's sum equals its
             total charge (``atoms.info["charge"]``, default 0) exactly.
         dipole_from_charges: add ``sum_i q_i (r_i - centre)`` from the predicted

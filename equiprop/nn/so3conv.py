@@ -1,27 +1,27 @@
 """Equivariant convolution: neighbour features times spherical harmonics, radially weighted."""
 
+import math
+
 import torch
+from e3nn.nn import FullyConnectedNet
 from torch import nn
 
-from equiprop.nn.irreps import check_lmax, coupling_paths, dense_couplings, n_components
-from equiprop.nn.mlp import mlp
+from equiprop.nn.irreps import check_lmax, coupling_paths, degree_of_component, dense_couplings, n_components
 from equiprop.nn.scatter import scatter_sum
 
 
 class SO3Convolution(nn.Module):
-    """``y_i = 1/avg_neighbors * sum_j sum_paths w_path(r_ij) * CG(x_j, Y(r_ij))``.
+    """``y_i = 1/sqrt(avg_neighbors) * sum_j b_l3(r_ij) * CG(a_l1(r_ij) * x_j, Y(r_ij))``.
 
-    A channel-wise (``uvu``) tensor product of the sender's features with the
-    spherical harmonics of the edge direction: one weight per channel and
-    coupling path ``l1 x l2 -> l3`` on every edge, from a radial MLP scaled by
-    the smooth cutoff (as in NequIP and MACE).
-
-    Computed with three matrix products instead of one small operation per
-    path: the harmonics times the Clebsch-Gordan table give each edge a
-    ``[M1, C]`` matrix (C: the output components of all paths); one batched
-    matmul couples it with the sender's ``[features, M1]`` features; after the
-    per-path weights, the path outputs are summed per atom and then into the
-    output components by a fixed ``[C, M3]`` matrix.
+    A channel-wise tensor product of the sender's features with the spherical
+    harmonics of the edge direction, summed over all coupling paths
+    ``l1 x l2 -> l3`` (natural parity). The radial MLP (scaled by the smooth
+    cutoff) gives every edge and channel one weight per input degree
+    (``a_l1``) and one per output degree (``b_l3``), so path ``(l1, l2, l3)``
+    is weighted by ``a_l1 * b_l3``: a separable form of NequIP/MACE's
+    per-path weights that keeps every edge tensor at ``[n_edges, features,
+    (lmax + 1)^2]`` (the per-path form needs one column per path component,
+    35 instead of 9 at lmax 2; see docs/performance.md).
 
     Shapes: ``x [n_atoms, features, (lmax + 1)^2]``, ``sh [n_edges, (lmax + 1)^2]``,
     ``rbf [n_edges, n_rbf]``, ``fcut [n_edges]``, ``edge_index [2, n_edges]``
@@ -32,23 +32,24 @@ class SO3Convolution(nn.Module):
         super().__init__()
         self.lmax, self.features = check_lmax(lmax), features
         self.paths = coupling_paths(lmax, lmax, lmax)
-        self.radial = mlp([n_rbf, radial_hidden, len(self.paths) * features])
-        self.norm = 1.0 / avg_neighbors
-        cg = dense_couplings(self.paths, lmax, lmax, lmax)  # [P, M1, M2, M3]
-        columns = [(k, m3) for k, p in enumerate(self.paths) for m3 in range(p.l3**2, (p.l3 + 1) ** 2)]
-        table = torch.stack([cg[k, :, :, m3] for k, m3 in columns], dim=-1)  # [M1, M2, C]
-        summation = torch.zeros(len(columns), n_components(lmax), dtype=torch.float64)
-        summation[torch.arange(len(columns)), [m3 for _, m3 in columns]] = 1.0
+        # e3nn's normalised MLP: unit-variance inputs give unit-variance weights, so the untrained
+        # network already depends on geometry (see docs/performance.md, "initial plateau")
+        self.radial = FullyConnectedNet([n_rbf, radial_hidden, 2 * (self.lmax + 1) * features], nn.functional.silu)
+        self.rbf_scale = (n_rbf / math.sqrt(math.pi)) ** 0.5  # Gaussians of width = spacing: sum of squares ~ sqrt(pi)
+        self.norm = 1.0 / avg_neighbors**0.5
+        m = n_components(lmax)
+        couplings = dense_couplings(self.paths, lmax, lmax, lmax).sum(0)  # [M1, M2, M3]: all paths summed
+        spread = torch.zeros(self.lmax + 1, m, dtype=torch.float64)  # degree weight -> its components
+        spread[degree_of_component(self.lmax), torch.arange(m)] = 1.0
         dtype = torch.get_default_dtype()
-        self.register_buffer("sh_table", table.permute(1, 0, 2).reshape(n_components(lmax), -1).to(dtype))  # [M2, M1*C]
-        self.register_buffer("column_path", torch.tensor([k for k, _ in columns]), persistent=False)  # [C]
-        self.register_buffer("summation", summation.to(dtype))  # [C, M3]
+        self.register_buffer("sh_table", couplings.permute(1, 0, 2).reshape(m, m * m).to(dtype))  # [M2, M1*M3]
+        self.register_buffer("spread", spread.to(dtype))  # [lmax + 1, M]
 
     def forward(self, x, sh, rbf, fcut, edge_index) -> torch.Tensor:
         i, j = edge_index
-        n_edges, n_columns = sh.shape[0], self.summation.shape[0]
-        weights = (self.radial(rbf) * fcut[:, None]).view(n_edges, self.features, len(self.paths))  # [E, F, P]
-        coupling = (sh @ self.sh_table).view(n_edges, -1, n_columns)  # [E, M1, C]
-        messages = torch.bmm(x[j], coupling) * weights[:, :, self.column_path]  # [E, F, C]
-        summed = scatter_sum(messages, i, x.shape[0])  # [n_atoms, F, C]
-        return (summed @ self.summation) * self.norm  # [n_atoms, F, M3]
+        n_edges, m = sh.shape
+        weights = (self.radial(rbf * self.rbf_scale) * fcut[:, None]).view(n_edges, self.features, 2, self.lmax + 1)  # [E, F, 2, L+1]
+        weights = weights @ self.spread  # [E, F, 2, M]: per-degree weights on every component
+        coupling = (sh @ self.sh_table).view(n_edges, m, m)  # [E, M1, M3]
+        messages = torch.bmm(x[j] * weights[:, :, 0], coupling) * weights[:, :, 1]  # [E, F, M3]
+        return scatter_sum(messages, i, x.shape[0]) * self.norm  # [n_atoms, F, M3]

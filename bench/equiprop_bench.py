@@ -1,0 +1,116 @@
+"""equiprop's entry in the side-by-side benchmark (same split, flags and JSON as bench/peers/).
+
+Run in the project's venv: ``python bench/equiprop_bench.py --model so3net --split-dir DIR --budget 300``.
+"""
+
+import argparse
+import json
+import os
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import ase.io
+import numpy as np
+import torch
+
+import equiprop
+from equiprop.data.labels import LabelKeys
+from equiprop.data.typemap import TypeMap
+from equiprop.keys import Property
+from equiprop.train.config import TrainConfig
+from equiprop.train.data import batch_order, labelled_set, make_batch
+from equiprop.train.evaluate import evaluate
+from equiprop.train.loop import Trainer
+from equiprop.train.prepare import build_model, fit_normalization, mean_neighbors
+
+NAMES = {"charges": "charges_e", "dipole": "dipole_eA", "energy": "energy_meV_per_atom", "forces": "forces_meV_per_A"}
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--model", choices=["so3net", "schnet"], default="so3net")
+    p.add_argument("--split-dir", required=True)
+    p.add_argument("--budget", type=float, default=60.0, help="seconds of training steps")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--cutoff", type=float, default=4.0)
+    p.add_argument("--features", type=int, default=32)
+    p.add_argument("--interactions", type=int, default=3)
+    p.add_argument("--lmax", type=int, default=2)
+    p.add_argument("--targets", default="energy,forces,dipole,charges")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--warmup-batches", type=int, default=5)
+    p.add_argument("--inference-seconds", type=float, default=3.0)
+    p.add_argument("--out", default="result.json")
+    return p.parse_args()
+
+
+def main():
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    targets = Property.parse(args.targets)
+    config = TrainConfig(model=args.model, targets=[t.value for t in targets], cutoff=args.cutoff, features=args.features,
+                         interactions=args.interactions, lmax=args.lmax, batch_size=args.batch_size, epochs=100000,
+                         max_time=args.budget, early_stopping=100000, lr=args.lr, device=args.device)
+    type_map = TypeMap(("H", "O"))
+    sets = {name: labelled_set(ase.io.read(Path(args.split_dir) / f"{name}.xyz", ":"), targets, LabelKeys(), type_map,
+                               args.cutoff, name) for name in ("train", "val", "test")}
+    torch.manual_seed(0)
+    model = build_model(config, type_map, mean_neighbors(sets["train"])).to(args.device)
+    scales = fit_normalization(model, sets["train"])
+    timing = {}
+
+    def on_step(trainer):  # throughput from training-step time only, after warm-up
+        if trainer.progress.step == args.warmup_batches:
+            timing["start"] = (trainer.progress.elapsed, trainer.progress.step)
+
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer = Trainer(config, model, sets["train"], sets["val"], scales, run_dir, log=lambda m: None)
+        trainer.on_step = on_step
+        progress = trainer.fit()
+        best = equiprop.train.checkpoint.load_model(Path(run_dir) / "best.pt", args.device)
+    seconds = progress.elapsed - timing["start"][0]
+    structures = (progress.step - timing["start"][1]) * args.batch_size
+    test = evaluate(best, sets["test"], args.batch_size).metrics
+    report = {
+        "library": "equiprop", "version": equiprop.__version__, "model": args.model,
+        "n_params": sum(p.numel() for p in best.parameters()), "targets": [t.value for t in targets],
+        "train_structures_per_s": structures / seconds,
+        "inference": inference(best, sets["test"], args),
+        "peak_memory_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "test_mae": {NAMES[t]: m["mae"] for t, m in test.items()},
+        "epochs": progress.step * args.batch_size / len(sets["train"]), "train_seconds": progress.elapsed,
+        "steps": progress.step, "host": {"loadavg_1min_end": os.getloadavg()[0], "threads": torch.get_num_threads()},
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
+def inference(model, data, args) -> dict:
+    """Structures and atoms per second of energy+forces and dipole (and charges), batch ``batch_size``."""
+    reference = next(model.parameters())
+    batches = [make_batch(data, idx, reference.device, reference.dtype)[0] for idx in batch_order(len(data), args.batch_size, False)]
+    n_atoms = sum(g.n_atoms for g in data.graphs)
+
+    def one_pass():
+        for batch in batches:
+            model(batch, compute_forces=Property.ENERGY in model.targets)
+        if reference.is_cuda:
+            torch.cuda.synchronize()
+
+    torch.set_flush_denormal(True)
+    one_pass()
+    passes, start = 0, time.perf_counter()
+    while time.perf_counter() - start < args.inference_seconds:
+        one_pass()
+        passes += 1
+    elapsed = time.perf_counter() - start
+    return {"structures_per_s": passes * len(data) / elapsed, "atoms_per_s": passes * n_atoms / elapsed}
+
+
+if __name__ == "__main__":
+    main()
