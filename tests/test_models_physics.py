@@ -148,3 +148,16 @@ def test_energy_smooth_across_cutoff(kind):
     close = model.predict([moved(0.0)])["energy"][0]
     assert abs(close - far[0]) > 1e-6 and net_force(0.0) > 1e-6  # they interact inside the cutoff...
     assert np.ptp(far) < 1e-12 and net_force(high + 0.01) < 1e-12  # ...and not beyond it
+
+
+def test_large_structures_checkpointing_gives_the_same_forces(monkeypatch):
+    """Big batches recompute each interaction in the backward pass: same numbers, less memory."""
+    import equiprop.models.so3net as so3net
+
+    model = make_model("so3net", torch.float64)
+    frame = periodic_water(seed=12)
+    plain = model.predict([frame])
+    monkeypatch.setattr(so3net, "CHECKPOINT_ATOMS", 1)
+    saved = model.predict([frame])
+    assert_close(saved["forces"][0], plain["forces"][0], torch.float64)
+    assert_close(saved["energy"], plain["energy"], torch.float64)

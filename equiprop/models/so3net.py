@@ -3,6 +3,7 @@
 import torch
 from e3nn import o3
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from equiprop.data.batch import GraphBatch
 from equiprop.keys import Property
@@ -13,6 +14,10 @@ from equiprop.nn.irreps import check_lmax, n_components
 from equiprop.nn.radial import CosineCutoff, GaussianRBF
 from equiprop.nn.readout import VectorReadout
 from equiprop.nn.so3block import SO3Interaction
+
+
+#: Batches with at least this many atoms trade compute for memory (activation checkpointing per interaction).
+CHECKPOINT_ATOMS = 4096
 
 
 class SO3Net(AtomisticModel):
@@ -88,7 +93,11 @@ class SO3Net(AtomisticModel):
         scalars = self.embedding(batch.types)  # [n_atoms, features]
         higher = scalars.new_zeros(scalars.shape[0], self.features, n_components(self.lmax) - 1)
         x = torch.cat([scalars[:, :, None], higher], dim=2)  # [n_atoms, features, (lmax + 1)^2]
+        save_memory = x.shape[0] >= CHECKPOINT_ATOMS and torch.is_grad_enabled()
         for interaction in self.interactions:
-            x = x + interaction(x, sh, rbf, fcut, batch.edge_index)
+            if save_memory:  # recompute each block's intermediates in the backward pass instead of keeping them
+                x = x + checkpoint(interaction, x, sh, rbf, fcut, batch.edge_index, use_reentrant=False)
+            else:
+                x = x + interaction(x, sh, rbf, fcut, batch.edge_index)
         atomic_dipoles = self.dipole_head(x) if self.dipole_head is not None else None  # [n_atoms, 3]
         return x[:, :, 0], atomic_dipoles

@@ -1,0 +1,117 @@
+"""Side-by-side benchmark: equiprop against schnetpack and MACE, in one run on one machine.
+
+``.venv/bin/python bench/run.py --budget 300 [--setup] [--scaling]`` writes the
+split, trains every model for the same time budget on it (each in its own
+process and virtual environment), prints the table and writes
+``docs/benchmarks.md``. Peers need ``bash bench/peers/setup_peers.sh`` once
+(``--setup`` runs it).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import ase.io
+
+from equiprop.data.split import split_indices
+from equiprop.datasets import water_pbe0
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "out"
+COMMON = ["--batch-size", "16", "--cutoff", "4.0", "--features", "32", "--threads", "2"]
+
+#: (label, python, script, extra flags)
+JOBS = [
+    ("equiprop SO3Net (lmax 2)", sys.executable, "bench/equiprop_bench.py", ["--model", "so3net", "--interactions", "3", "--lmax", "2"]),
+    ("equiprop SchNet", sys.executable, "bench/equiprop_bench.py", ["--model", "schnet", "--interactions", "3"]),
+    ("schnetpack SchNet", "bench/.venvs/schnetpack/bin/python", "bench/peers/run_schnetpack.py", ["--model", "schnet", "--interactions", "3"]),
+    ("schnetpack PaiNN", "bench/.venvs/schnetpack/bin/python", "bench/peers/run_schnetpack.py", ["--model", "painn", "--interactions", "3"]),
+    ("schnetpack SO3net (lmax 2)", "bench/.venvs/schnetpack/bin/python", "bench/peers/run_schnetpack.py", ["--model", "so3net", "--interactions", "3", "--lmax", "2"]),
+    ("MACE EnergyDipolesMACE", "bench/.venvs/mace/bin/python", "bench/peers/run_mace.py", ["--interactions", "2", "--targets", "energy,forces,dipole"]),
+]
+ERRORS = [("charges_e", "charges (e)", 1.0), ("dipole_eA", "dipole (me*A)", 1000.0),
+          ("energy_meV_per_atom", "energy (meV/atom)", 1.0), ("forces_meV_per_A", "forces (meV/A)", 1.0)]
+
+
+def write_split(folder: Path) -> None:
+    frames = water_pbe0()
+    split = split_indices(len(frames), val=0.1, test=0.1, seed=0)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("train", "val", "test"):
+        ase.io.write(folder / f"{name}.xyz", [frames[k] for k in getattr(split, name)], format="extxyz")
+
+
+def run_job(label, python, script, flags, budget, split) -> dict | None:
+    if not (ROOT / python).exists() and not Path(python).exists():
+        print(f"skip {label}: {python} missing (run bash bench/peers/setup_peers.sh)")
+        return None
+    out = OUT / (label.replace(" ", "_").replace("(", "").replace(")", "") + ".json")
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    command = [python, script, "--split-dir", str(split), "--budget", str(budget), *COMMON, *flags, "--out", str(out)]
+    print(f"run {label} ...", flush=True)
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        print(f"  failed: {done.stderr.strip().splitlines()[-1:]}")
+        return None
+    result = json.loads(out.read_text())
+    result["label"] = label
+    return result
+
+
+def table(results: list[dict]) -> str:
+    reference = next((r for r in results if r["label"].startswith("equiprop SO3Net")), results[0])
+    head = ["model", "params", "train structures/s", "x equiprop SO3Net", "inference structures/s (atoms/s)", "peak MiB"]
+    head += [name for _, name, _ in ERRORS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results:
+        speed = r["train_structures_per_s"]
+        row = [r["label"], f"{r['n_params']:,}", f"{speed:.0f}", f"{speed / reference['train_structures_per_s']:.2f}",
+               f"{r['inference']['structures_per_s']:.0f} ({r['inference']['atoms_per_s']:,.0f})", f"{r['peak_memory_mib']:.0f}"]
+        for key, _, factor in ERRORS:
+            value = r["test_mae"].get(key)
+            row.append("-" if value is None else f"{value * factor:.3g}")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    return f"{model}, {os.cpu_count()} cores, 2 threads per job, Python {platform.python_version()}"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--budget", type=float, default=300.0, help="seconds of training steps per model")
+    parser.add_argument("--setup", action="store_true", help="install the peers first")
+    parser.add_argument("--scaling", action="store_true", help="also run bench/scaling.py")
+    parser.add_argument("--only", nargs="*", help="labels (prefixes) of the jobs to run")
+    parser.add_argument("--doc", default=str(ROOT / "docs" / "benchmarks.md"))
+    args = parser.parse_args()
+    if args.setup:
+        subprocess.run(["bash", "bench/peers/setup_peers.sh"], cwd=ROOT, check=True)
+    split = OUT / "split"
+    write_split(split)
+    jobs = [j for j in JOBS if not args.only or any(j[0].startswith(p) for p in args.only)]
+    results = [r for r in (run_job(*job, args.budget, split) for job in jobs) if r is not None]
+    text = table(results)
+    print(text)
+    command = "python bench/run.py " + " ".join(sys.argv[1:])
+    doc = [f"## Side by side, {datetime.date.today()}", "", f"Command: `{command}`", "", f"Machine: {machine()}", "",
+           f"Each model trained for {args.budget:.0f} s of training steps on the shipped PBE0 water data (320 train / "
+           "40 val / 40 test, seed 0), batch 16, cutoff 4 A, 32 features, float32, loss weights energy 0.03 "
+           "(per atom, normalised), forces 1, dipole 1, charges 1. Errors: test MAE.", "", text, ""]
+    if args.scaling:
+        done = subprocess.run([sys.executable, "bench/scaling.py"], cwd=ROOT, capture_output=True, text=True)
+        doc += ["### Inference scaling (SO3Net, periodic liquid water, energy + forces)", "", "```", done.stdout.strip(), "```", ""]
+        print(done.stdout)
+    Path(args.doc).write_text(Path(args.doc).read_text() + "\n".join(doc) + "\n" if Path(args.doc).exists() else
+                              "# Benchmarks\n\n" + "\n".join(doc) + "\n")
+
+
+if __name__ == "__main__":
+    main()
