@@ -51,7 +51,7 @@ def run_job(label, python, script, flags, budget, split) -> dict | None:
         print(f"skip {label}: {python} missing (run bash bench/peers/setup_peers.sh)")
         return None
     out = OUT / (label.replace(" ", "_").replace("(", "").replace(")", "") + ".json")
-    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    env = dict(os.environ)  # jobs run one after another: keep the machine otherwise idle (docs/performance.md)
     command = [python, script, "--split-dir", str(split), "--budget", str(budget), *COMMON, *flags, "--out", str(out)]
     print(f"run {label} ...", flush=True)
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
@@ -81,7 +81,8 @@ def table(results: list[dict]) -> str:
 
 def machine() -> str:
     model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    return f"{model}, {os.cpu_count()} cores, 2 threads per job, Python {platform.python_version()}"
+    load = os.getloadavg()[0]
+    return f"{model}, {os.cpu_count()} cores, 2 threads per job, Python {platform.python_version()}, load average {load:.2f} at the end"
 
 
 def main():

@@ -1,0 +1,54 @@
+"""Training-step throughput of SO3Net/SchNet on the shipped data (energy, forces, dipole, charges).
+
+``.venv/bin/python bench/step_speed.py [--model so3net] [--lmax 2] [--features 32] [--interactions 3]``:
+10 batches of 16 structures, one untimed pass, then one timed pass with and one without forces.
+Used for the measurements in docs/performance.md.
+"""
+
+import argparse
+import time
+
+import torch
+
+import equiprop
+from equiprop import datasets
+from equiprop.data import collate, frames_to_graphs
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--model", choices=["so3net", "schnet"], default="so3net")
+    p.add_argument("--lmax", type=int, default=2)
+    p.add_argument("--features", type=int, default=32)
+    p.add_argument("--interactions", type=int, default=3)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+    torch.manual_seed(0)
+    common = dict(elements=["H", "O"], cutoff=4.0, features=args.features, interactions=args.interactions,
+                  targets=["charges", "dipole", "energy"])
+    model = equiprop.SO3Net(lmax=args.lmax, **common) if args.model == "so3net" else equiprop.SchNet(**common)
+    frames = datasets.water_pbe0()[:160]
+    graphs = frames_to_graphs(frames, model.type_map, model.cutoff)
+    batches = [collate(graphs[k : k + 16]).to(dtype=torch.float32) for k in range(0, 160, 16)]
+    optimizer = torch.optim.Adam(model.parameters(), 1e-3)
+    model.train()
+
+    def one_pass(forces: bool) -> float:
+        start = time.perf_counter()
+        for batch in batches:
+            out = model(batch, compute_forces=forces)
+            loss = sum(out[p].pow(2).mean() for p in out)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        return 160 / (time.perf_counter() - start)
+
+    one_pass(True)
+    print(f"{args.model} params {sum(p.numel() for p in model.parameters())}: "
+          f"{one_pass(True):.0f} structures/s with forces, {one_pass(False):.0f} without")
+
+
+if __name__ == "__main__":
+    main()
