@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import ase.io
-import numpy as np
 import torch
 
 import equiprop

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from equiprop import datasets
 from equiprop.cli.main import main
 from equiprop.train.config import TrainConfig
 from equiprop.train.loop import TrainingStopped

@@ -5,7 +5,6 @@ from pathlib import Path
 
 from equiprop.data.io import read_structures
 from equiprop.data.typemap import TypeMap
-from equiprop.keys import Property
 from equiprop.train.checkpoint import load_checkpoint, model_from_checkpoint
 from equiprop.train.config import TrainConfig
 from equiprop.train.data import LabelledSet, labelled_set
@@ -37,14 +36,6 @@ def labelled_data(args, model, config: TrainConfig, targets) -> tuple[LabelledSe
         return prepare_data(config, type_map).test, "held-out test split"
     frames = read_structures(args.data)
     return labelled_set(frames, targets, label_keys(config), type_map, model.cutoff, args.data), args.data
-
-
-def model_targets(model) -> list[Property]:
-    """Labelled targets of a model: its targets, with forces wherever it predicts energy."""
-    targets = list(model.targets)
-    if Property.ENERGY in targets and Property.FORCES not in targets:
-        targets.append(Property.FORCES)
-    return targets
 
 
 def emit_json(obj) -> None:
