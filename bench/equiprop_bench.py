@@ -3,10 +3,10 @@
 Run in the project's venv: ``python bench/equiprop_bench.py --model so3net --split-dir DIR --budget 300``.
 """
 
-import argparse
 import json
 import os
 import resource
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,36 +28,27 @@ NAMES = {"charges": "charges_e", "dipole": "dipole_eA", "energy": "energy_meV_pe
 
 
 def parse_args():
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--model", choices=["so3net", "schnet"], default="so3net")
-    p.add_argument("--split-dir", required=True)
-    p.add_argument("--budget", type=float, default=60.0, help="seconds of training steps")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--cutoff", type=float, default=4.0)
-    p.add_argument("--features", type=int, default=32)
-    p.add_argument("--interactions", type=int, default=3)
-    p.add_argument("--lmax", type=int, default=2)
-    p.add_argument("--targets", default="energy,forces,dipole,charges")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--warmup-batches", type=int, default=5)
-    p.add_argument("--inference-seconds", type=float, default=3.0)
-    p.add_argument("--out", default="result.json")
-    return p.parse_args()
+    """The peers' flags (bench/peers/peer_common.py), so every library gets the same settings."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
+    from peer_common import build_parser
+
+    return build_parser(__doc__, ["so3net", "schnet"], default_lr=2e-3, default_grad_clip=10.0).parse_args()
 
 
 def main():
     args = parse_args()
     torch.set_num_threads(args.threads)
     targets = Property.parse(args.targets)
+    weights = {f"{t.value}_weight": getattr(args, f"{t.value}_weight") for t in targets}
     config = TrainConfig(model=args.model, targets=[t.value for t in targets], cutoff=args.cutoff, features=args.features,
                          interactions=args.interactions, lmax=args.lmax, batch_size=args.batch_size, epochs=100000,
-                         max_time=args.budget, early_stopping=100000, lr=args.lr, device=args.device)
+                         max_time=args.budget, early_stopping=100000, lr=args.lr, grad_clip=args.grad_clip or 1e30,
+                         device=args.device, seed=args.seed, **weights)
+    keys = LabelKeys(energy=args.energy_key, dipole=args.dipole_key, charges=args.charges_key, forces=args.forces_key)
     type_map = TypeMap(("H", "O"))
-    sets = {name: labelled_set(ase.io.read(Path(args.split_dir) / f"{name}.xyz", ":"), targets, LabelKeys(), type_map,
+    sets = {name: labelled_set(ase.io.read(Path(args.split_dir) / f"{name}.xyz", ":"), targets, keys, type_map,
                                args.cutoff, name) for name in ("train", "val", "test")}
-    torch.manual_seed(0)
+    torch.manual_seed(args.seed)
     model = build_model(config, type_map, mean_neighbors(sets["train"])).to(args.device)
     scales = fit_normalization(model, sets["train"])
     timing = {}
