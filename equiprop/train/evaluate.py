@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from equiprop.keys import Property
+from equiprop.nn.scatter import scatter_sum
 from equiprop.train.data import LabelledSet, batch_order, make_batch
 from equiprop.train.losses import residuals
 from equiprop.train.metrics import ErrorSums
@@ -19,33 +20,42 @@ class Evaluation:
     parity: dict[Property, tuple[np.ndarray, np.ndarray]]
 
 
-def evaluate(model, data: LabelledSet, batch_size: int = 32) -> Evaluation:
-    """Errors of ``model`` on ``data`` (energies per atom, relative to the element references)."""
+def predictions(model, data: LabelledSet, batch_size: int):
+    """Yield ``(batch, labels, predictions)`` over ``data`` in order, the model in eval mode."""
     reference = next(model.parameters())
-    targets = list(data.labels)
-    sums, pairs = ErrorSums(targets), {p: ([], []) for p in targets}
+    with_forces = Property.FORCES in data.labels
     was_training = model.training
     model.eval()
     try:
         for indices in batch_order(len(data), batch_size, shuffle=False):
             batch, labels = make_batch(data, indices, reference.device, reference.dtype)
-            with torch.set_grad_enabled(Property.FORCES in targets):
-                pred = model(batch, compute_forces=Property.FORCES in targets)
-            sums.add(residuals(pred, labels, batch))
-            offset = _energy_offset(model, batch) if Property.ENERGY in targets else None
-            for prop in targets:
-                ref, out = labels[prop], pred[prop].detach()
-                if prop is Property.ENERGY:  # per atom, minus the fitted element references
-                    ref, out = (ref - offset) / batch.n_atoms, (out - offset) / batch.n_atoms
-                pairs[prop][0].append(ref.cpu().numpy().ravel())
-                pairs[prop][1].append(out.cpu().numpy().ravel())
+            with torch.set_grad_enabled(with_forces):
+                pred = model(batch, compute_forces=with_forces)
+            yield batch, labels, {p: v.detach() for p, v in pred.items()}
     finally:
         model.train(was_training)
+
+
+def error_sums(model, data: LabelledSet, batch_size: int = 32) -> ErrorSums:
+    """Errors of ``model`` on ``data``, as sums (energies per atom)."""
+    sums = ErrorSums(list(data.labels))
+    for batch, labels, pred in predictions(model, data, batch_size):
+        sums.add(residuals(pred, labels, batch))
+    return sums
+
+
+def evaluate(model, data: LabelledSet, batch_size: int = 32) -> Evaluation:
+    """Errors of ``model`` on ``data`` and parity pairs (energies per atom, relative to the element references)."""
+    targets = list(data.labels)
+    sums, pairs = ErrorSums(targets), {p: ([], []) for p in targets}
+    for batch, labels, pred in predictions(model, data, batch_size):
+        sums.add(residuals(pred, labels, batch))
+        for prop in targets:
+            ref, out = labels[prop], pred[prop]
+            if prop is Property.ENERGY:  # per atom, minus the fitted element references
+                offset = scatter_sum(model.element_energies[batch.types], batch.structure, batch.n_structures)
+                ref, out = (ref - offset) / batch.n_atoms, (out - offset) / batch.n_atoms
+            pairs[prop][0].append(ref.cpu().numpy().ravel())
+            pairs[prop][1].append(out.cpu().numpy().ravel())
     parity = {p: (np.concatenate(r), np.concatenate(o)) for p, (r, o) in pairs.items()}
     return Evaluation(sums.result(), parity)
-
-
-def _energy_offset(model, batch) -> torch.Tensor:
-    """Sum of the element reference energies of each structure, ``[n_structures]``."""
-    per_atom = model.element_energies[batch.types]
-    return torch.zeros(batch.n_structures, dtype=per_atom.dtype, device=per_atom.device).index_add(0, batch.structure, per_atom)

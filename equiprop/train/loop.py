@@ -19,6 +19,7 @@ from tqdm import tqdm
 from equiprop.keys import Property
 from equiprop.train.checkpoint import save_checkpoint
 from equiprop.train.config import TrainConfig
+from equiprop.train.evaluate import error_sums
 from equiprop.train.data import LabelledSet, batch_order, make_batch
 from equiprop.train.losses import residuals, weighted_loss
 from equiprop.train.metrics import ErrorSums
@@ -159,15 +160,7 @@ class Trainer:
 
     def validate(self) -> ErrorSums:
         """Errors of the EMA model on the validation set."""
-        model, sums = self.ema.module, ErrorSums(self.targets)
-        reference = next(model.parameters())
-        model.eval()
-        for indices in batch_order(len(self.val), self.config.batch_size, shuffle=False):
-            batch, labels = make_batch(self.val, indices, reference.device, reference.dtype)
-            with torch.set_grad_enabled(Property.FORCES in self.targets):
-                pred = model(batch, compute_forces=Property.FORCES in self.targets)
-            sums.add(residuals(pred, labels, batch))
-        return sums
+        return error_sums(self.ema.module, self.val, self.config.batch_size)
 
     def _write_row(self, train_loss, val_loss, train_metrics, val_metrics) -> None:
         row = {"epoch": self.progress.epoch, "step": self.progress.step, "lr": self.optimizer.param_groups[0]["lr"],

@@ -26,19 +26,23 @@ class ErrorSums:
         self.sums = torch.zeros(len(self.targets), 3, dtype=torch.float64)  # [n_targets, (abs, sq, count)]
 
     def add(self, errors: dict[Property, torch.Tensor]) -> None:
-        for row, prop in enumerate(self.targets):
-            e = errors[prop].detach().to(torch.float64).cpu()
-            self.sums[row] += torch.stack([e.abs().sum(), e.pow(2).sum(), torch.tensor(float(e.numel()))])
+        """Accumulate on the errors' device (no host-device sync per batch)."""
+        rows = []
+        for prop in self.targets:
+            e = errors[prop].detach().to(torch.float64)
+            rows.append(torch.stack([e.abs().sum(), e.pow(2).sum(), e.new_tensor(float(e.numel()))]))
+        self.sums = self.sums.to(rows[0].device) + torch.stack(rows)
 
     def mse(self) -> dict[Property, float]:
         """Mean squared error per target in equiprop's units (energy per atom)."""
-        return {p: float(self.sums[row, 1] / self.sums[row, 2]) for row, p in enumerate(self.targets)}
+        sums = self.sums.cpu()
+        return {p: float(sums[row, 1] / sums[row, 2]) for row, p in enumerate(self.targets)}
 
     def result(self) -> dict[str, dict[str, float]]:
         """``{target: {"mae": ..., "rmse": ..., "unit": ...}}`` in the reported units."""
         out = {}
         for row, prop in enumerate(self.targets):
-            total_abs, total_sq, count = self.sums[row].tolist()
+            total_abs, total_sq, count = self.sums[row].cpu().tolist()
             unit, factor = UNITS[prop]
             mae = factor * total_abs / count if count else math.nan
             rmse = factor * math.sqrt(total_sq / count) if count else math.nan
