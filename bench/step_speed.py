@@ -1,11 +1,13 @@
 """Training-step throughput of SO3Net/SchNet on the shipped data (energy, forces, dipole, charges).
 
 ``.venv/bin/python bench/step_speed.py [--model so3net] [--lmax 2] [--features 32] [--interactions 3]``:
-10 batches of 16 structures, one untimed pass, then one timed pass with and one without forces.
+10 batches of 16 structures, one untimed pass, then ``--repeats`` timed passes with and without
+forces; prints the median (this machine's run-to-run noise is about 15% for a single pass).
 Used for the measurements in docs/performance.md.
 """
 
 import argparse
+import statistics
 import time
 
 import torch
@@ -22,6 +24,7 @@ def main():
     p.add_argument("--features", type=int, default=32)
     p.add_argument("--interactions", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=5)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
@@ -46,8 +49,10 @@ def main():
         return 160 / (time.perf_counter() - start)
 
     one_pass(True)
+    with_forces = statistics.median(one_pass(True) for _ in range(args.repeats))
+    without = statistics.median(one_pass(False) for _ in range(args.repeats))
     print(f"{args.model} params {sum(p.numel() for p in model.parameters())}: "
-          f"{one_pass(True):.0f} structures/s with forces, {one_pass(False):.0f} without")
+          f"{with_forces:.0f} structures/s with forces, {without:.0f} without (median of {args.repeats})")
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ def spherical_harmonics(lmax, vectors):
 
 
 def assert_equivariant(make_block, lmax_in, lmax_out, dtype, edge_inputs=False, vector_out=False, seed=0):
-    """f(x D^T) == f(x) D^T for features ``[n, F, M]`` and random rotations; edges rotate too.
+    """f(D x) == D f(x) for features ``[n, M, F]`` and random rotations; edges rotate too.
 
     ``make_block()`` runs with ``dtype`` as the default dtype, as models are built.
     """
@@ -56,18 +56,19 @@ def assert_equivariant(make_block, lmax_in, lmax_out, dtype, edge_inputs=False, 
         block = make_block()
     R = o3.rand_matrix(dtype=dtype)
     D_in, D_out = wigner_D(lmax_in, R), (R if vector_out else wigner_D(lmax_out, R))
-    x = torch.randn(N_ATOMS, F, n_components(lmax_in), dtype=dtype)
+    x = torch.randn(N_ATOMS, n_components(lmax_in), F, dtype=dtype)
     if edge_inputs:
         edges, vectors = random_edges(), torch.randn(N_EDGES, 3, dtype=dtype)
         d = vectors.norm(dim=1)
         rbf, fcut = GaussianRBF(8, 3.0).to(dtype)(d), torch.ones_like(d)
         out = block(x, spherical_harmonics(lmax_in, vectors), rbf, fcut, edges)
-        out_rot = block(x @ D_in.T, spherical_harmonics(lmax_in, vectors @ R.T), rbf, fcut, edges)
+        out_rot = block(D_in @ x, spherical_harmonics(lmax_in, vectors @ R.T), rbf, fcut, edges)
     else:
-        out, out_rot = block(x), block(x @ D_in.T)
+        out, out_rot = block(x), block(D_in @ x)
+    expected = out @ D_out.T if vector_out else D_out @ out  # [n, 3] vectors or [n, M, F] features
     scale = max(out.abs().max().item(), 1.0)
     assert out.abs().max() > 0  # a block that returns zeros would be trivially equivariant
-    assert (out_rot - out @ D_out.T).abs().max().item() <= tolerance(dtype) * scale
+    assert (out_rot - expected).abs().max().item() <= tolerance(dtype) * scale
 
 
 @pytest.mark.parametrize("lmax", [1, 2, 3])
@@ -104,19 +105,19 @@ def test_convolution_matches_path_by_path_reference(lmax):
     torch.manual_seed(1)
     with default_dtype(torch.float64):
         conv = SO3Convolution(lmax, F, n_rbf=8, radial_hidden=16, avg_neighbors=2.0)
-    x = torch.randn(N_ATOMS, F, n_components(lmax), dtype=torch.float64)
+    x = torch.randn(N_ATOMS, n_components(lmax), F, dtype=torch.float64)
     edges, vectors = random_edges(), torch.randn(N_EDGES, 3, dtype=torch.float64)
     rbf, fcut = torch.rand(N_EDGES, 8, dtype=torch.float64), torch.rand(N_EDGES, dtype=torch.float64)
     sh = spherical_harmonics(lmax, vectors)
-    weights = (conv.radial(rbf * conv.rbf_scale) * fcut[:, None]).view(N_EDGES, F, 2, lmax + 1)  # a_l1, b_l3
+    weights = (conv.radial(rbf * conv.rbf_scale) * fcut[:, None]).view(N_EDGES, 2, lmax + 1, F)  # a_l1, b_l3
     paths = coupling_paths(lmax, lmax, lmax)
     fan_in = path_fan_in(paths, lmax)
     expected = torch.zeros_like(x)
     for p in paths:
-        block = lambda t, l: t[..., l * l : (l + 1) ** 2]  # noqa: E731
-        message = torch.einsum("efa,eb,abc->efc", block(x[edges[1]], p.l1), block(sh, p.l2), normalized_cg(p))
-        message = message * (weights[:, :, 0, p.l1] * weights[:, :, 1, p.l3])[:, :, None] / math.sqrt(fan_in[p.l3])
-        expected[..., p.l3**2 : (p.l3 + 1) ** 2] += torch.zeros_like(expected[..., : 2 * p.l3 + 1]).index_add(0, edges[0], message)
+        xj, y = x[edges[1], p.l1**2 : (p.l1 + 1) ** 2], sh[:, p.l2**2 : (p.l2 + 1) ** 2]
+        message = torch.einsum("eaf,eb,abc->ecf", xj, y, normalized_cg(p))
+        message = message * (weights[:, 0, p.l1] * weights[:, 1, p.l3])[:, None] / math.sqrt(fan_in[p.l3])
+        expected[:, p.l3**2 : (p.l3 + 1) ** 2] += torch.zeros_like(expected[:, : 2 * p.l3 + 1]).index_add(0, edges[0], message)
     assert torch.allclose(conv(x, sh, rbf, fcut, edges), expected / 2.0**0.5, atol=1e-12)  # 1/sqrt(avg_neighbors)
 
 

@@ -23,8 +23,8 @@ CHECKPOINT_ATOMS = 4096
 class SO3Net(AtomisticModel):
     """Equivariant message passing with features of every l up to ``lmax``.
 
-    Scalar element embeddings are lifted to features ``[n_atoms, features,
-    (lmax + 1)^2]`` of every degree l <= lmax (higher l start at zero); each interaction convolves neighbour irreps with
+    Scalar element embeddings are lifted to features ``[n_atoms, (lmax + 1)^2,
+    features]`` of every degree l <= lmax (higher l start at zero); each interaction convolves neighbour irreps with
     the spherical harmonics of the edge direction (radially weighted tensor
     product), raises body order with a channel-wise self tensor product, applies
     a gated nonlinearity and linear mixing, and adds the result (residual).
@@ -91,8 +91,8 @@ class SO3Net(AtomisticModel):
         rbf, fcut = self.rbf(distances), self.fcut(distances)  # [n_edges, n_rbf], [n_edges]
         sh = self.sh(vectors)  # [n_edges, (lmax + 1)^2]
         scalars = self.embedding(batch.types)  # [n_atoms, features]
-        higher = scalars.new_zeros(scalars.shape[0], self.features, n_components(self.lmax) - 1)
-        x = torch.cat([scalars[:, :, None], higher], dim=2)  # [n_atoms, features, (lmax + 1)^2]
+        higher = scalars.new_zeros(scalars.shape[0], n_components(self.lmax) - 1, self.features)
+        x = torch.cat([scalars[:, None], higher], dim=1)  # [n_atoms, (lmax + 1)^2, features]
         save_memory = x.shape[0] >= CHECKPOINT_ATOMS and torch.is_grad_enabled()
         for interaction in self.interactions:
             if save_memory:  # recompute each block's intermediates in the backward pass instead of keeping them
@@ -100,4 +100,4 @@ class SO3Net(AtomisticModel):
             else:
                 x = x + interaction(x, sh, rbf, fcut, batch.edge_index)
         atomic_dipoles = self.dipole_head(x) if self.dipole_head is not None else None  # [n_atoms, 3]
-        return x[:, :, 0], atomic_dipoles
+        return x[:, 0], atomic_dipoles

@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from equiprop.nn.irreps import check_lmax, coupling_paths, dense_couplings
+from equiprop.nn.irreps import check_lmax, coupling_paths, dense_couplings, n_components
 from equiprop.nn.so3linear import SO3Linear
 
 
@@ -12,7 +12,12 @@ class BodyOrderProduct(nn.Module):
 
     After a convolution (two-body messages), the product of two such features
     carries three-body information. One learned weight per channel and path
-    ``l1 x l2 -> l3``. Shapes: ``[n, features, (lmax + 1)^2] -> same``.
+    ``l1 x l2 -> l3``. Shapes: ``[n, (lmax + 1)^2, features] -> same``.
+
+    Computed as one matmul of the outer products ``x_m1 * y_m2`` with a
+    Clebsch-Gordan table that has one row per path and output component (35
+    rows at lmax 2); the rows are then weighted per channel and summed into
+    their components (docs/performance.md, step 7).
     """
 
     def __init__(self, lmax: int, features: int):
@@ -21,12 +26,19 @@ class BodyOrderProduct(nn.Module):
         self.mix = SO3Linear(lmax, features, features)
         paths = coupling_paths(lmax, lmax, lmax)
         cg = dense_couplings(paths, lmax, lmax, lmax).flatten(1, 2)  # [P, M*M, M]
-        self.register_buffer("couplings", cg.to(torch.get_default_dtype()))
+        rows = [(k, m3) for k, p in enumerate(paths) for m3 in range(p.l3**2, (p.l3 + 1) ** 2)]
+        path_of_row, component_of_row = torch.tensor(rows).T  # [R], [R]
+        to_components = torch.zeros(n_components(lmax), len(rows), dtype=torch.float64)
+        to_components[component_of_row, torch.arange(len(rows))] = 1.0
+        dtype = torch.get_default_dtype()
+        self.register_buffer("couplings", cg[path_of_row, :, component_of_row].to(dtype), persistent=False)  # [R, M*M]
+        self.register_buffer("to_components", to_components.to(dtype), persistent=False)  # [M, R]
+        self.register_buffer("path_of_row", path_of_row, persistent=False)  # [R]
         self.weight = nn.Parameter(torch.randn(len(paths), features))  # [P, F]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, f, m = x.shape
+        n, m, f = x.shape
         y = self.mix(x)
-        outer = (x[:, :, :, None] * y[:, :, None, :]).reshape(n, f, m * m)  # [n, F, M*M]
-        kernel = torch.einsum("pf,pkm->fkm", self.weight, self.couplings)  # [F, M*M, M]
-        return torch.bmm(outer.transpose(0, 1), kernel).transpose(0, 1)  # [n, F, M]
+        outer = (x[:, :, None, :] * y[:, None, :, :]).view(n, m * m, f)  # [n, M*M, F]
+        rows = torch.matmul(self.couplings, outer)  # [n, R, F]: every path's every output component
+        return torch.matmul(self.to_components, rows * self.weight.index_select(0, self.path_of_row))  # [n, M, F]

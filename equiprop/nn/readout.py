@@ -28,7 +28,7 @@ class ScalarReadout(nn.Module):
 
 
 class VectorReadout(nn.Module):
-    """Equivariant features ``[n_atoms, features, (lmax + 1)^2]`` to one l=1 vector per atom ``[n_atoms, 3]``.
+    """Equivariant features ``[n_atoms, (lmax + 1)^2, features]`` to one l=1 vector per atom ``[n_atoms, 3]``.
 
     A gated layer on the l <= 1 part, then a linear map to one l=1 channel; the
     l=1 components are Cartesian (x, y, z), as in e3nn's spherical harmonics.
@@ -41,7 +41,7 @@ class VectorReadout(nn.Module):
         self.out = SO3Linear(1, hidden, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out(self.gate(self.hidden(x[:, :, :4])))[:, 0, 1:]
+        return self.out(self.gate(self.hidden(x[:, :4])))[:, 1:, 0]
 
 
 def constrain_charges(

@@ -13,9 +13,9 @@ class SO3Interaction(nn.Module):
     """Update ``dx`` for node features ``x`` (the model adds it: ``x + dx``).
 
     ``dx = conv(x)``; ``dx = dx + TP(dx, Linear(dx))`` (body order);
-    ``dx = Linear(Gate(Linear(dx)))``. Shapes: ``x [n_atoms, F, (lmax + 1)^2]``,
+    ``dx = Linear(Gate(Linear(dx)))``. Shapes: ``x [n_atoms, (lmax + 1)^2, F]``,
     ``sh [n_edges, (lmax + 1)^2]``, ``rbf [n_edges, n_rbf]``, ``fcut [n_edges]``
-    -> ``[n_atoms, F, (lmax + 1)^2]``.
+    -> ``[n_atoms, (lmax + 1)^2, F]``.
     """
 
     def __init__(self, lmax: int, features: int, n_rbf: int, radial_hidden: int, avg_neighbors: float):
@@ -27,6 +27,6 @@ class SO3Interaction(nn.Module):
         self.mix = SO3Linear(lmax, features, features)
 
     def forward(self, x, sh, rbf, fcut, edge_index) -> torch.Tensor:
-        dx = self.conv(x, sh, rbf, fcut, edge_index)  # [n_atoms, F, M]
+        dx = self.conv(x, sh, rbf, fcut, edge_index)  # [n_atoms, M, F]
         dx = dx + self.product(dx)
         return self.mix(self.gate(self.pre_gate(dx)))

@@ -6,7 +6,7 @@ import torch
 from e3nn.nn import FullyConnectedNet
 from torch import nn
 
-from equiprop.nn.irreps import check_lmax, coupling_paths, degree_of_component, dense_couplings, n_components
+from equiprop.nn.irreps import check_lmax, coupling_paths, dense_couplings, n_components, repeat_degrees
 from equiprop.nn.scatter import scatter_sum
 
 
@@ -19,13 +19,13 @@ class SO3Convolution(nn.Module):
     cutoff) gives every edge and channel one weight per input degree
     (``a_l1``) and one per output degree (``b_l3``), so path ``(l1, l2, l3)``
     is weighted by ``a_l1 * b_l3``: a separable form of NequIP/MACE's
-    per-path weights that keeps every edge tensor at ``[n_edges, features,
-    (lmax + 1)^2]`` (the per-path form needs one column per path component,
-    35 instead of 9 at lmax 2; see docs/performance.md).
+    per-path weights that keeps every edge tensor at ``[n_edges, (lmax + 1)^2,
+    features]`` (the per-path form needs one row per path component, 35
+    instead of 9 at lmax 2; see docs/performance.md).
 
-    Shapes: ``x [n_atoms, features, (lmax + 1)^2]``, ``sh [n_edges, (lmax + 1)^2]``,
+    Shapes: ``x [n_atoms, (lmax + 1)^2, features]``, ``sh [n_edges, (lmax + 1)^2]``,
     ``rbf [n_edges, n_rbf]``, ``fcut [n_edges]``, ``edge_index [2, n_edges]``
-    -> ``[n_atoms, features, (lmax + 1)^2]``.
+    -> ``[n_atoms, (lmax + 1)^2, features]``.
     """
 
     def __init__(self, lmax: int, features: int, n_rbf: int, radial_hidden: int = 64, avg_neighbors: float = 8.0):
@@ -39,17 +39,14 @@ class SO3Convolution(nn.Module):
         self.norm = 1.0 / avg_neighbors**0.5
         m = n_components(lmax)
         couplings = dense_couplings(self.paths, lmax, lmax, lmax).sum(0)  # [M1, M2, M3]: all paths summed
-        spread = torch.zeros(self.lmax + 1, m, dtype=torch.float64)  # degree weight -> its components
-        spread[degree_of_component(self.lmax), torch.arange(m)] = 1.0
         dtype = torch.get_default_dtype()
-        self.register_buffer("sh_table", couplings.permute(1, 0, 2).reshape(m, m * m).to(dtype))  # [M2, M1*M3]
-        self.register_buffer("spread", spread.to(dtype))  # [lmax + 1, M]
+        self.register_buffer("sh_table", couplings.permute(1, 2, 0).reshape(m, m * m).to(dtype))  # [M2, M3*M1]
 
     def forward(self, x, sh, rbf, fcut, edge_index) -> torch.Tensor:
         i, j = edge_index
         n_edges, m = sh.shape
-        weights = (self.radial(rbf * self.rbf_scale) * fcut[:, None]).view(n_edges, self.features, 2, self.lmax + 1)  # [E, F, 2, L+1]
-        weights = weights @ self.spread  # [E, F, 2, M]: per-degree weights on every component
-        coupling = (sh @ self.sh_table).view(n_edges, m, m)  # [E, M1, M3]
-        messages = torch.bmm(x[j] * weights[:, :, 0], coupling) * weights[:, :, 1]  # [E, F, M3]
-        return scatter_sum(messages, i, x.shape[0]) * self.norm  # [n_atoms, F, M3]
+        weights = (self.radial(rbf * self.rbf_scale) * fcut[:, None]).view(n_edges, 2, self.lmax + 1, self.features)
+        weights = repeat_degrees(weights, dim=2)  # [E, 2, M, F]: per-degree weights on every component
+        coupling = (sh @ self.sh_table).view(n_edges, m, m)  # [E, M3, M1]
+        messages = torch.bmm(coupling, x.index_select(0, j) * weights[:, 0]) * weights[:, 1]  # [E, M3, F]
+        return scatter_sum(messages, i, x.shape[0]) * self.norm  # [n_atoms, M3, F]

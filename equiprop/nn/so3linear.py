@@ -9,9 +9,9 @@ from equiprop.nn.irreps import check_lmax, degree_of_component
 
 
 class SO3Linear(nn.Module):
-    """``y[:, :, l] = W_l^T x[:, :, l]`` for each degree l, plus a bias on the scalars.
+    """``y[:, m] = x[:, m] @ W_l`` for each component m of degree l, plus a bias on the scalars.
 
-    Shapes: ``[n, in_features, (lmax + 1)^2] -> [n, out_features, (lmax + 1)^2]``.
+    Shapes: ``[n, (lmax + 1)^2, in_features] -> [n, (lmax + 1)^2, out_features]``.
     """
 
     def __init__(self, lmax: int, in_features: int, out_features: int, bias: bool = True):
@@ -22,7 +22,8 @@ class SO3Linear(nn.Module):
         self.register_buffer("degree", degree_of_component(self.lmax), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.bmm(x.permute(2, 0, 1), self.weight[self.degree])  # [M, n, out]: one matmul per component
+        weight = self.weight.index_select(0, self.degree)  # [M, in, out]
+        out = torch.bmm(x.transpose(0, 1), weight)  # [M, n, out]: one matmul per component
         if self.bias is not None:
             out[0] = out[0] + self.bias
-        return out.permute(1, 2, 0)  # [n, out, M]
+        return out.transpose(0, 1)  # [n, M, out]
