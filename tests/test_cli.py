@@ -133,6 +133,7 @@ def test_check_passes_and_fails_on_tolerance(run_dir, slice_file, capsys):
         (lambda d, c, t: ["predict", c, str(_methane(t)), str(t / "o.xyz")], "element 'C' (atom 0)"),
         (lambda d, c, t: ["evaluate", str(_foreign_checkpoint(c, t)), "--data", str(d)], "weights do not fit"),
         (lambda d, c, t: ["evaluate", str(_text_file(t)), "--data", str(d)], "not a readable checkpoint"),
+        (lambda d, c, t: ["evaluate", str(_old_checkpoint(c, t, "so3net")), "--data", str(d)], "written by an older"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(make_args, message, slice_file, run_dir, tmp_path, capsys):
@@ -162,6 +163,22 @@ def _foreign_checkpoint(ckpt, tmp):
     path = tmp / "foreign.pt"
     torch.save(payload, path)
     return path
+
+
+def _old_checkpoint(ckpt, tmp, model):
+    payload = torch.load(ckpt, weights_only=True)
+    payload["format"], payload["model"] = "equiprop-checkpoint-1", model
+    path = tmp / f"old-{model}.pt"
+    torch.save(payload, path)
+    return path
+
+
+def test_old_schnet_checkpoints_still_load(run_dir, tmp_path):
+    from equiprop.train.checkpoint import load_model
+
+    old = load_model(_old_checkpoint(run_dir / "best.pt", tmp_path, "schnet"))
+    new = load_model(run_dir / "best.pt")
+    assert all(torch.equal(a, b) for a, b in zip(old.state_dict().values(), new.state_dict().values()))
 
 
 def test_console_script_json_is_one_object(run_dir, slice_file):

@@ -12,7 +12,9 @@ import torch
 from equiprop.errors import InputError
 from equiprop.models import SchNet, SO3Net
 
-FORMAT = "equiprop-checkpoint-1"
+FORMAT = "equiprop-checkpoint-2"
+#: Format 1 SO3Net weights used the feature layout [n, F, M]; format 2 uses [n, M, F] (SchNet is unchanged).
+OLD_FORMATS = {"equiprop-checkpoint-1": {"schnet"}}
 #: Checkpoint name of each model class (an explicit table, not a registry).
 MODEL_CLASSES = {"schnet": SchNet, "so3net": SO3Net}
 
@@ -51,8 +53,13 @@ def load_checkpoint(path) -> dict:
     except Exception as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise InputError(f"{path}: not a readable checkpoint ({type(error).__name__}: {first_line[:200]})") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+    if not isinstance(payload, dict) or (payload.get("format") != FORMAT and payload.get("format") not in OLD_FORMATS):
         raise InputError(f"{path}: not an equiprop checkpoint (format {FORMAT!r} expected)")
+    if payload["format"] != FORMAT and payload.get("model") not in OLD_FORMATS[payload["format"]]:
+        raise InputError(
+            f"{path}: {payload.get('model')} checkpoint written by an older equiprop ({payload['format']}) whose "
+            f"weight layout this version does not read; retrain it (or use the equiprop that wrote it)"
+        )
     return payload
 
 
