@@ -46,7 +46,7 @@ class SO3Convolution(nn.Module):
         i, j = edge_index
         n_edges, m = sh.shape
         weights = (self.radial(rbf * self.rbf_scale) * fcut[:, None]).view(n_edges, 2, self.lmax + 1, self.features)
-        weights = repeat_degrees(weights, dim=2)  # [E, 2, M, F]: per-degree weights on every component
+        a, b = (repeat_degrees(w, dim=1) for w in weights.unbind(1))  # [E, M, F] each: a_l1, b_l3 on every component
         coupling = (sh @ self.sh_table).view(n_edges, m, m)  # [E, M3, M1]
-        messages = torch.bmm(coupling, x.index_select(0, j) * weights[:, 0]) * weights[:, 1]  # [E, M3, F]
+        messages = torch.bmm(coupling, x.index_select(0, j) * a) * b  # [E, M3, F]
         return scatter_sum(messages, i, x.shape[0]) * self.norm  # [n_atoms, M3, F]
