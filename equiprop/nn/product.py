@@ -14,7 +14,7 @@ class BodyOrderProduct(nn.Module):
     carries three-body information. One learned weight per channel and path
     ``l1 x l2 -> l3``. Shapes: ``[n, (lmax + 1)^2, features] -> same``.
 
-    Computed as one matmul of the outer products ``x_m1 * y_m2`` with a
+    Computed as one large matmul (``[R, M*M] @ [M*M, n*F]``) of the outer products ``x_m1 * y_m2`` with a
     Clebsch-Gordan table that has one row per path and output component (35
     rows at lmax 2); the rows are then weighted per channel and summed into
     their components (docs/performance.md, step 7).
@@ -38,7 +38,8 @@ class BodyOrderProduct(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, m, f = x.shape
-        y = self.mix(x)
-        outer = (x[:, :, None, :] * y[:, None, :, :]).view(n, m * m, f)  # [n, M*M, F]
-        rows = torch.matmul(self.couplings, outer)  # [n, R, F]: every path's every output component
-        return torch.matmul(self.to_components, rows * self.weight.index_select(0, self.path_of_row))  # [n, M, F]
+        x_t, y_t = x.transpose(0, 1), self.mix(x).transpose(0, 1)  # [M, n, F]
+        outer = (x_t[:, None] * y_t[None, :]).reshape(m * m, n * f)  # [M*M, n*F]
+        rows = (self.couplings @ outer).view(-1, n, f)  # [R, n, F]: every path's every output component
+        weighted = rows * self.weight.index_select(0, self.path_of_row)[:, None, :]  # [R, n, F]
+        return (self.to_components @ weighted.view(-1, n * f)).view(m, n, f).transpose(0, 1)  # [n, M, F]

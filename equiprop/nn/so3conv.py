@@ -6,7 +6,7 @@ import torch
 from e3nn.nn import FullyConnectedNet
 from torch import nn
 
-from equiprop.nn.irreps import check_lmax, coupling_paths, dense_couplings, n_components, repeat_degrees
+from equiprop.nn.irreps import check_lmax, coupling_paths, dense_couplings, n_components
 from equiprop.nn.scatter import scatter_sum
 
 
@@ -34,19 +34,20 @@ class SO3Convolution(nn.Module):
         self.paths = coupling_paths(lmax, lmax, lmax)
         # e3nn's normalised MLP: unit-variance inputs give unit-variance weights, so the untrained
         # network already depends on geometry (see docs/performance.md, "initial plateau")
-        self.radial = FullyConnectedNet([n_rbf, radial_hidden, 2 * (self.lmax + 1) * features], nn.functional.silu)
+        self.radial = FullyConnectedNet([n_rbf, radial_hidden, len(self.paths) + features], nn.functional.silu)
         self.rbf_scale = (n_rbf / math.sqrt(math.pi)) ** 0.5  # Gaussians of width = spacing: sum of squares ~ sqrt(pi)
         self.norm = 1.0 / avg_neighbors**0.5
         m = n_components(lmax)
-        couplings = dense_couplings(self.paths, lmax, lmax, lmax).sum(0)  # [M1, M2, M3]: all paths summed
-        dtype = torch.get_default_dtype()
-        self.register_buffer("sh_table", couplings.permute(1, 2, 0).reshape(m, m * m).to(dtype))  # [M2, M3*M1]
+        couplings = dense_couplings(self.paths, lmax, lmax, lmax)  # [P, M1, M2, M3]
+        table = couplings.permute(0, 2, 3, 1).reshape(len(self.paths) * m, m * m)  # [P*M2, M3*M1]
+        self.register_buffer("sh_table", table.to(torch.get_default_dtype()), persistent=False)
 
     def forward(self, x, sh, rbf, fcut, edge_index) -> torch.Tensor:
         i, j = edge_index
         n_edges, m = sh.shape
-        weights = (self.radial(rbf * self.rbf_scale) * fcut[:, None]).view(n_edges, 2, self.lmax + 1, self.features)
-        a, b = (repeat_degrees(w, dim=1) for w in weights.unbind(1))  # [E, M, F] each: a_l1, b_l3 on every component
-        coupling = (sh @ self.sh_table).view(n_edges, m, m)  # [E, M3, M1]
-        messages = torch.bmm(coupling, x.index_select(0, j) * a) * b  # [E, M3, F]
+        weights = self.radial(rbf * self.rbf_scale) * fcut[:, None]  # [E, P + F]
+        path_weights, channel_weights = weights.split([len(self.paths), self.features], dim=1)  # [E, P], [E, F]
+        weighted_sh = (path_weights[:, :, None] * sh[:, None, :]).view(n_edges, -1)  # [E, P*M2]
+        coupling = (weighted_sh @ self.sh_table).view(n_edges, m, m)  # [E, M3, M1]: sum_p w_p CG_p(Y)
+        messages = torch.bmm(coupling, x.index_select(0, j)) * channel_weights[:, None, :]  # [E, M3, F]
         return scatter_sum(messages, i, x.shape[0]) * self.norm  # [n_atoms, M3, F]
