@@ -11,9 +11,10 @@ from equiprop.errors import InputError
 from equiprop.train.config import TrainConfig, load_yaml
 
 HELP = {
-    "model": "schnet or so3net", "targets": "comma-separated: charges,dipole,energy,forces",
-    "data": "extxyz file (default: the shipped PBE0 water clusters)", "test_data": "explicit test file",
-    "max_time": "stop training after this many seconds", "out": "run directory", "device": "cpu or cuda",
+    "model": "schnet or so3net", "targets": "comma-separated: charges,dipole,dipole_magnitude,energy,forces",
+    "data": "extxyz file, or qm9 (needs equiprop[qm9]); default: the shipped PBE0 water clusters", "test_data": "explicit test file",
+    "max_time": "stop training after this many seconds", "out": "run directory", "device": "cpu, cuda or cuda:N (under torchrun, cuda = each rank's GPU)",
+    "num_workers": "DataLoader worker processes building batches (0: none)",
     "elements": "ordered type map, e.g. H,O (default: elements of the data by atomic number)",
 }
 

@@ -29,13 +29,17 @@ class GraphBatch:
     def n_structures(self) -> int:
         return self.n_atoms.shape[0]
 
-    def to(self, device=None, dtype=None) -> "GraphBatch":
+    def to(self, device=None, dtype=None, non_blocking: bool = False) -> "GraphBatch":
         """Move to ``device``; floating tensors also cast to ``dtype``."""
 
         def move(t: torch.Tensor) -> torch.Tensor:
-            return t.to(device=device, dtype=dtype if t.is_floating_point() else None)
+            return t.to(device=device, dtype=dtype if t.is_floating_point() else None, non_blocking=non_blocking)
 
         return replace(self, **{f.name: move(getattr(self, f.name)) for f in fields(self)})
+
+    def pin_memory(self) -> "GraphBatch":
+        """Page-locked copy (``DataLoader(pin_memory=True)`` calls this) for asynchronous host-to-GPU copies."""
+        return replace(self, **{f.name: getattr(self, f.name).pin_memory() for f in fields(self)})
 
 
 def collate(graphs: Sequence[AtomGraph]) -> GraphBatch:

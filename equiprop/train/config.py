@@ -34,8 +34,10 @@ class TrainConfig:
     # data
     data: str | None = None  # extxyz file; None: the shipped PBE0 water clusters
     test_data: str | None = None  # explicit test file; then the data is split into train/val only
+    split_file: str | None = None  # JSON {"train": [...], "val": [...], "test": [...]} indices; overrides the fractions
     energy_key: str = "dft_energy"
     dipole_key: str = "dft_dipole"
+    dipole_magnitude_key: str = "dipole_magnitude"
     charges_key: str = "dft_hirshfeld"
     forces_key: str = "dft_forces"
     val_fraction: float = 0.1
@@ -44,6 +46,7 @@ class TrainConfig:
     # loss: weights of the normalised mean squared errors
     charges_weight: float = 1.0
     dipole_weight: float = 1.0
+    dipole_magnitude_weight: float = 1.0
     energy_weight: float = 0.03  # per-atom energy; larger values stall force learning early on (docs/training.md)
     forces_weight: float = 1.0
     # optimisation
@@ -57,7 +60,8 @@ class TrainConfig:
     early_stopping: int = 20  # epochs without validation improvement
     ema_decay: float = 0.99  # 0 disables the moving average
     grad_clip: float = 10.0
-    device: str = "cpu"
+    device: str = "cpu"  # cpu, cuda or cuda:N; under torchrun "cuda" is each rank's LOCAL_RANK GPU
+    num_workers: int = 0  # DataLoader worker processes building batches (0: in the training process)
     out: str = "runs/train"
 
     def __post_init__(self):
@@ -67,6 +71,8 @@ class TrainConfig:
         for name in ("batch_size", "epochs", "features", "interactions"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.num_workers < 0:
+            raise InputError(f"num_workers must be at least 0, got {self.num_workers}")
 
     def weight(self, prop: Property) -> float:
         return getattr(self, f"{prop.value}_weight")

@@ -3,6 +3,12 @@
 State needed to resume at the exact step (epoch, batch within the epoch,
 optimiser, scheduler, EMA, best validation loss) is saved in ``last.pt``; the
 shuffled batch order depends only on (seed, epoch).
+
+Under torchrun every rank takes its share of each global batch (the same
+batches as one process would take), the losses are normalised by the global
+batch's counts so the averaged gradient equals one process's gradient, and
+decisions (stop, time limit, non-finite loss, early stopping) are taken on
+values summed over the ranks, so all ranks agree (docs/distributed.md).
 """
 
 import csv
@@ -13,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
@@ -20,8 +27,10 @@ from equiprop.keys import Property
 from equiprop.train.checkpoint import save_checkpoint
 from equiprop.train.config import TrainConfig
 from equiprop.train.evaluate import error_sums
-from equiprop.train.data import LabelledSet, batch_order, make_batch
-from equiprop.train.losses import residuals, weighted_loss
+from equiprop.train.data import LabelledSet, batch_order
+from equiprop.train.distributed import Ranks, all_sum, barrier, shard
+from equiprop.train.loader import batch_loader
+from equiprop.train.losses import error_counts, residuals, weighted_loss
 from equiprop.train.metrics import ErrorSums
 
 
@@ -44,10 +53,17 @@ class Progress:
 
 
 class Trainer:
-    """Trains ``model`` on ``train``, validates its EMA on ``val``, writes into ``run_dir``."""
+    """Trains ``model`` on ``train``, validates its EMA on ``val``, writes into ``run_dir`` (rank 0 only).
 
-    def __init__(self, config: TrainConfig, model, train: LabelledSet, val: LabelledSet, scales: dict, run_dir, log=print):
+    ``model`` must already be on ``device``; with several ``ranks`` it is wrapped
+    in DistributedDataParallel for the training steps.
+    """
+
+    def __init__(self, config: TrainConfig, model, train: LabelledSet, val: LabelledSet, scales: dict, run_dir, log=print,
+                 ranks: Ranks = Ranks(), device=None):
         self.config, self.model, self.train, self.val = config, model, train, val
+        self.ranks, self.device = ranks, device if device is not None else next(model.parameters()).device
+        self.net = DistributedDataParallel(model, broadcast_buffers=False) if ranks.distributed else model
         self.targets = list(train.labels)
         self.scales = {p: scales[p.value] for p in self.targets}
         self.weights = {p: config.weight(p) for p in self.targets}
@@ -56,7 +72,8 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, factor=config.lr_factor, patience=config.lr_patience)
         self.ema = AveragedModel(model, multi_avg_fn=ema_update(config.ema_decay), use_buffers=True)
         self.progress = Progress()
-        self.stop_requested = False
+        self.signal_received = False  # Ctrl-C on this rank
+        self.stop_requested = False  # Ctrl-C on any rank (agreed after each step)
         self.on_step = None  # optional callback(trainer) after each step (tests, tools)
 
     # -- state -------------------------------------------------------------
@@ -75,6 +92,8 @@ class Trainer:
         self.ema.load_state_dict(training["ema"])
 
     def save(self, name: str, best: bool = False) -> None:
+        if not self.ranks.is_main:
+            return
         model = self.ema.module if best else self.model
         save_checkpoint(self.run_dir / name, model, self.config.to_dict(), {p.value: s for p, s in self.scales.items()},
                         None if best else self.state())
@@ -98,20 +117,28 @@ class Trainer:
 
     def _run_epoch(self) -> None:
         epoch, config = self.progress.epoch, self.config
-        batches = batch_order(len(self.train), config.batch_size, shuffle=True, seed=config.seed, epoch=epoch)
+        batches = batch_order(len(self.train), config.batch_size, shuffle=True, seed=config.seed, epoch=epoch)[self.progress.batch :]
+        mine = [shard(indices, self.ranks) for indices in batches]  # a rank with no share runs one structure at weight 0
+        loader = batch_loader(self.train, [m if len(m) else b[:1] for m, b in zip(mine, batches)], self.model_dtype,
+                              config.num_workers, pin_memory=self.device.type == "cuda")
         sums, losses = ErrorSums(self.targets), []
-        bar = tqdm(batches[self.progress.batch :], desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False,
-                   mininterval=0.5)
-        for indices in bar:
-            start = time.perf_counter()
-            loss = self._step(indices, sums)
-            losses.append(loss)
-            self.progress.elapsed += time.perf_counter() - start
+        bar = tqdm(total=len(batches), desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False, mininterval=0.5,
+                   disable=not self.ranks.is_main)
+        start = time.perf_counter()  # steps are timed from the end of the previous one: batch loading counts
+        for indices, share, (batch, labels) in zip(batches, mine, loader):
+            counts = error_counts([self.train.graphs[k].n_atoms for k in indices], self.targets)
+            local_loss = self._step(batch, labels, counts, sums if len(share) else None)
+            now = time.perf_counter()
+            losses.append(self._agree(local_loss, self.progress.elapsed + now - start))
+            start = now
+            bar.update()
             bar.set_postfix(loss=f"{sum(losses) / len(losses):.4g}")
             if self.on_step is not None:
                 self.on_step(self)
-            if self.stop_requested:
+            # one process stops at once; several wait for the agreement after the next step
+            if self.stop_requested or (self.signal_received and not self.ranks.distributed):
                 self.save("last.pt")
+                barrier(self.ranks)  # torchrun stops every rank once one exits non-zero: save first
                 raise TrainingStopped(
                     f"interrupted at epoch {epoch + 1}, step {self.progress.step}; saved {self.run_dir / 'last.pt'}; "
                     f"continue with --resume {self.run_dir}", code=130)
@@ -120,28 +147,44 @@ class Trainer:
         bar.close()
         self._end_epoch(sums, losses)
 
-    def _step(self, indices, sums: ErrorSums) -> float:
-        reference = next(self.model.parameters())
-        batch, labels = make_batch(self.train, indices, reference.device, reference.dtype)
+    @property
+    def model_dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    def _step(self, batch, labels, counts, sums: ErrorSums | None) -> torch.Tensor:
+        """One optimiser step on this rank's share; ``sums`` is None for a placeholder share (weight 0)."""
+        batch = batch.to(self.device, non_blocking=True)
+        labels = {p: v.to(self.device, non_blocking=True) for p, v in labels.items()}
         self.model.train()
-        pred = self.model(batch, compute_forces=Property.FORCES in self.targets)
+        pred = self.net(batch, compute_forces=Property.FORCES in self.targets)
         errors = residuals(pred, labels, batch)
-        loss = weighted_loss(errors, self.scales, self.weights)
-        if not torch.isfinite(loss):
-            raise TrainingStopped(
-                f"non-finite loss at epoch {self.progress.epoch + 1}, step {self.progress.step + 1}; "
-                f"the last good checkpoint is {self.run_dir / 'last.pt'} (end of epoch {self.progress.epoch})", code=1)
+        loss = weighted_loss(errors, self.scales, self.weights, counts) * (1.0 if sums is not None else 0.0)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * self.ranks.world_size).backward()  # DDP averages the ranks' gradients; their losses add up
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimizer.step()
         self.ema.update_parameters(self.model)
-        sums.add(errors)
+        if sums is not None:
+            sums.add(errors)
         self.progress.step += 1
         self.progress.batch += 1
-        return float(loss.detach())
+        return loss.detach()
+
+    def _agree(self, local_loss: torch.Tensor, elapsed: float) -> float:
+        """Sum the step's loss, stop requests and times over the ranks; every rank takes the same decisions."""
+        shared = torch.stack([local_loss.double(), local_loss.new_tensor(float(self.signal_received), dtype=torch.float64),
+                              local_loss.new_tensor(elapsed, dtype=torch.float64)])
+        loss, signals, elapsed_sum = all_sum(shared, self.ranks).tolist()
+        if not math.isfinite(loss):
+            raise TrainingStopped(
+                f"non-finite loss at epoch {self.progress.epoch + 1}, step {self.progress.step}; "
+                f"the last good checkpoint is {self.run_dir / 'last.pt'} (end of epoch {self.progress.epoch})", code=1)
+        self.stop_requested = signals > 0
+        self.progress.elapsed = elapsed_sum / self.ranks.world_size
+        return loss
 
     def _end_epoch(self, sums: ErrorSums, losses: list[float]) -> None:
+        sums.sums = all_sum(sums.sums.to(self.device), self.ranks)
         val_sums = self.validate()
         val_loss = sum(self.weights[p] * mse / self.scales[p] ** 2 for p, mse in val_sums.mse().items())
         self.scheduler.step(val_loss)
@@ -159,10 +202,15 @@ class Trainer:
                  f"{' (best)' if improved else ''}, lr {self.optimizer.param_groups[0]['lr']:.3g}")
 
     def validate(self) -> ErrorSums:
-        """Errors of the EMA model on the validation set."""
-        return error_sums(self.ema.module, self.val, self.config.batch_size)
+        """Errors of the EMA model on the validation set (each rank takes every world_size-th structure)."""
+        mine = self.val.subset(range(self.ranks.rank, len(self.val), self.ranks.world_size))
+        sums = error_sums(self.ema.module, mine, self.config.batch_size)
+        sums.sums = all_sum(sums.sums.to(self.device), self.ranks)
+        return sums
 
     def _write_row(self, train_loss, val_loss, train_metrics, val_metrics) -> None:
+        if not self.ranks.is_main:
+            return
         row = {"epoch": self.progress.epoch, "step": self.progress.step, "lr": self.optimizer.param_groups[0]["lr"],
                "seconds": round(self.progress.elapsed, 3), "train_loss": train_loss, "val_loss": val_loss}
         for split, metrics in (("train", train_metrics), ("val", val_metrics)):
@@ -174,9 +222,9 @@ class Trainer:
         return self.config.max_time is not None and self.progress.elapsed >= self.config.max_time
 
     def _request_stop(self, signum, frame) -> None:
-        if self.stop_requested:  # a second Ctrl-C stops at once
+        if self.signal_received:  # a second Ctrl-C stops at once
             raise KeyboardInterrupt
-        self.stop_requested = True
+        self.signal_received = True
         self.log("stopping after this step (Ctrl-C again to abort at once)")
 
 

@@ -17,6 +17,23 @@ def residuals(pred: Tensors, ref: Tensors, batch: GraphBatch) -> Tensors:
     return out
 
 
-def weighted_loss(errors: Tensors, scales: dict[Property, float], weights: dict[Property, float]) -> torch.Tensor:
-    """``sum_t w_t * mean((error_t / scale_t)^2)``: each target's error in units of its spread."""
-    return sum(weights[p] * (e / scales[p]).pow(2).mean() for p, e in errors.items())
+def weighted_loss(
+    errors: Tensors, scales: dict[Property, float], weights: dict[Property, float], counts: dict[Property, int] | None = None
+) -> torch.Tensor:
+    """``sum_t w_t * sum((error_t / scale_t)^2) / count_t``: each target's error in units of its spread.
+
+    ``count_t`` defaults to the number of error components here (a mean). A
+    data-parallel rank passes the counts of the whole global batch instead, so
+    the ranks' losses add up to the loss of the global batch.
+    """
+    return sum(
+        weights[p] * (e / scales[p]).pow(2).sum() / (counts[p] if counts is not None else e.numel()) for p, e in errors.items()
+    )
+
+
+def error_counts(n_atoms: list[int], targets) -> dict[Property, int]:
+    """Error components of each target in a batch of structures with ``n_atoms`` atoms each."""
+    per_atom = {Property.CHARGES: 1, Property.FORCES: 3}
+    per_structure = {Property.ENERGY: 1, Property.DIPOLE: 3, Property.DIPOLE_MAGNITUDE: 1}
+    atoms = sum(n_atoms)
+    return {p: per_atom[p] * atoms if p in per_atom else per_structure[p] * len(n_atoms) for p in targets}

@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from equiprop.errors import InputError
+from equiprop.train import distributed
 from equiprop.train.checkpoint import load_checkpoint, load_model, model_from_checkpoint
 from equiprop.train.config import TrainConfig, save_yaml
 from equiprop.train.evaluate import evaluate
@@ -17,30 +18,47 @@ from equiprop.train.rundir import prepare_run_dir
 from equiprop.data.typemap import TypeMap
 
 #: Fields that may change when a run is resumed; all others must match the saved config.
-RESUMABLE_CHANGES = ("epochs", "max_time", "early_stopping", "device")
+RESUMABLE_CHANGES = ("epochs", "max_time", "early_stopping", "device", "num_workers")
 
 
 def train(config: TrainConfig, resume: bool = False, overwrite: bool = False, log=print, on_step=None) -> dict:
-    """Train as ``config`` says; returns the test metrics. See :class:`equiprop.train.loop.Trainer`."""
-    run_dir = prepare_run_dir(config.out, resume, overwrite, log)
-    trainer, splits = (_resumed_trainer if resume else _new_trainer)(config, run_dir, log)
-    trainer.on_step = on_step
-    trainer.fit()
-    return finish(trainer.config, run_dir, splits.test, log)
+    """Train as ``config`` says; returns the test metrics. See :class:`equiprop.train.loop.Trainer`.
+
+    Under torchrun, every rank trains its share and rank 0 alone writes the run
+    directory and evaluates the test set (other ranks return ``{}``).
+    """
+    ranks, device, joined = distributed.start(config.device)
+    try:
+        log = log if ranks.is_main else _quiet
+        run_dir = distributed.on_main(lambda: prepare_run_dir(config.out, resume, overwrite, log), ranks)
+        trainer, splits = (_resumed_trainer if resume else _new_trainer)(config, run_dir, log, ranks, device)
+        trainer.on_step = on_step
+        trainer.fit()
+        distributed.barrier(ranks)
+        return finish(trainer.config, run_dir, splits.test, log, device) if ranks.is_main else {}
+    finally:
+        if joined:
+            distributed.stop()
 
 
-def _new_trainer(config: TrainConfig, run_dir: Path, log) -> tuple[Trainer, Splits]:
+def _quiet(message: str) -> None:
+    """Log of ranks other than 0."""
+
+
+def _new_trainer(config: TrainConfig, run_dir: Path, log, ranks, device) -> tuple[Trainer, Splits]:
     splits = prepare_data(config)
-    torch.manual_seed(config.seed)  # reproducible initial weights
-    model = build_model(config, splits.type_map, mean_neighbors(splits.train)).to(config.device)
+    torch.manual_seed(config.seed)  # reproducible initial weights, the same on every rank
+    model = build_model(config, splits.type_map, mean_neighbors(splits.train)).to(device)
     scales = fit_normalization(model, splits.train)
-    save_yaml(config, run_dir / "config.yaml")
+    if ranks.is_main:
+        save_yaml(config, run_dir / "config.yaml")
     log(f"data: {len(splits.train)} train, {len(splits.val)} validation, {len(splits.test)} test structures; "
-        f"{sum(p.numel() for p in model.parameters())} parameters")
-    return Trainer(config, model, splits.train, splits.val, scales, run_dir, log), splits
+        f"{sum(p.numel() for p in model.parameters())} parameters"
+        + (f"; {ranks.world_size} processes on {device.type}" if ranks.distributed else ""))
+    return Trainer(config, model, splits.train, splits.val, scales, run_dir, log, ranks, device), splits
 
 
-def _resumed_trainer(requested: TrainConfig, run_dir: Path, log) -> tuple[Trainer, Splits]:
+def _resumed_trainer(requested: TrainConfig, run_dir: Path, log, ranks, device) -> tuple[Trainer, Splits]:
     payload = load_checkpoint(run_dir / "last.pt")
     saved = TrainConfig(**payload["config"])
     changed = [k for k, v in requested.to_dict().items() if k not in RESUMABLE_CHANGES + ("out",) and v != getattr(saved, k)]
@@ -48,17 +66,18 @@ def _resumed_trainer(requested: TrainConfig, run_dir: Path, log) -> tuple[Traine
         raise InputError(f"{run_dir}: cannot change {', '.join(changed)} when resuming (only {', '.join(RESUMABLE_CHANGES)})")
     config = replace(saved, **{k: getattr(requested, k) for k in RESUMABLE_CHANGES}, out=str(run_dir))
     splits = prepare_data(config, TypeMap(tuple(payload["hparams"]["elements"])))
-    model = model_from_checkpoint(payload, str(run_dir / "last.pt"), config.device)
-    trainer = Trainer(config, model, splits.train, splits.val, payload["normalization"], run_dir, log)
+    model = model_from_checkpoint(payload, str(run_dir / "last.pt"), device)
+    trainer = Trainer(config, model, splits.train, splits.val, payload["normalization"], run_dir, log, ranks, device)
     trainer.load_state(payload["training"])
-    drop_rows_after(run_dir / "metrics.csv", trainer.progress.epoch)
+    if ranks.is_main:
+        drop_rows_after(run_dir / "metrics.csv", trainer.progress.epoch)
     log(f"resuming {run_dir} at epoch {trainer.progress.epoch + 1}, step {trainer.progress.step}")
     return trainer, splits
 
 
-def finish(config: TrainConfig, run_dir: Path, test, log) -> dict:
+def finish(config: TrainConfig, run_dir: Path, test, log, device=None) -> dict:
     """Evaluate ``best.pt`` on the test set: test_metrics.json, parity plots, summary.md."""
-    model = load_model(run_dir / "best.pt", config.device)
+    model = load_model(run_dir / "best.pt", device if device is not None else config.device)
     result = evaluate(model, test, config.batch_size)
     (run_dir / "test_metrics.json").write_text(json.dumps(result.metrics, indent=2))
     parity_plots(result.parity, result.metrics, run_dir)
