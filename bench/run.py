@@ -46,13 +46,14 @@ def write_split(folder: Path) -> None:
         ase.io.write(folder / f"{name}.xyz", [frames[k] for k in getattr(split, name)], format="extxyz")
 
 
-def run_job(label, python, script, flags, budget, split) -> dict | None:
+def run_job(label, python, script, flags, budget, split, common=COMMON, out_dir=OUT) -> dict | None:
+    """Run one model's benchmark script in its own process (and venv); its JSON report, or None."""
     if not (ROOT / python).exists() and not Path(python).exists():
         print(f"skip {label}: {python} missing (run bash bench/peers/setup_peers.sh)")
         return None
-    out = OUT / (label.replace(" ", "_").replace("(", "").replace(")", "") + ".json")
+    out = Path(out_dir) / (label.replace(" ", "_").replace("(", "").replace(")", "") + ".json")
     env = dict(os.environ)  # jobs run one after another: keep the machine otherwise idle (docs/performance.md)
-    command = [python, script, "--split-dir", str(split), "--budget", str(budget), *COMMON, *flags, "--out", str(out)]
+    command = [python, script, "--split-dir", str(split), "--budget", str(budget), *common, *flags, "--out", str(out)]
     print(f"run {label} ...", flush=True)
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     if done.returncode != 0:

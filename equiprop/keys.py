@@ -13,6 +13,7 @@ class Property(StrEnum):
 
     CHARGES = "charges"  # [n_atoms], e (per atom)
     DIPOLE = "dipole"  # [n_structures, 3], e*Angstrom
+    DIPOLE_MAGNITUDE = "dipole_magnitude"  # [n_structures], e*Angstrom, |dipole| (for data that give only |mu|)
     ENERGY = "energy"  # [n_structures], eV
     FORCES = "forces"  # [n_atoms, 3], eV/Angstrom, -dE/dpositions
 
@@ -38,6 +39,9 @@ class Property(StrEnum):
             found.add(cls.ENERGY)
         return tuple(p for p in cls if p in found)
 
+
+#: Properties with one value (or vector) per structure; the others have one per atom.
+PER_STRUCTURE = frozenset({Property.ENERGY, Property.DIPOLE, Property.DIPOLE_MAGNITUDE})
 
 #: Per-structure total charge read from ``atoms.info`` (e); 0 when absent.
 TOTAL_CHARGE_KEY = "charge"

@@ -29,7 +29,7 @@ def test_readme_example():
 
 
 def test_targets_are_checked():
-    with pytest.raises(ValueError, match="unknown target 'dipoles'; valid targets: charges, dipole, energy, forces"):
+    with pytest.raises(ValueError, match="unknown target 'dipoles'; valid targets: charges, dipole, dipole_magnitude, energy, forces"):
         equiprop.SchNet(elements=["H"], targets=["dipoles"])
     with pytest.raises(ValueError, match="invariant"):
         equiprop.SchNet(elements=["H"], targets=["dipole"], dipole_from_charges=False)

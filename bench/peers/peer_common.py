@@ -22,7 +22,7 @@ import ase.io
 import numpy as np
 import torch
 
-TARGETS = ("energy", "forces", "dipole", "charges")
+TARGETS = ("energy", "forces", "dipole", "charges", "dipole_magnitude")
 SPLITS = ("train", "val", "test")
 
 
@@ -52,10 +52,12 @@ def build_parser(description: str, models: list[str], default_lr: float, default
     p.add_argument("--forces-weight", type=float, default=1.0)
     p.add_argument("--dipole-weight", type=float, default=1.0)
     p.add_argument("--charges-weight", type=float, default=1.0)
+    p.add_argument("--dipole-magnitude-weight", type=float, default=1.0)
     p.add_argument("--energy-key", default="dft_energy")
     p.add_argument("--forces-key", default="dft_forces")
     p.add_argument("--dipole-key", default="dft_dipole")
     p.add_argument("--charges-key", default="dft_hirshfeld")
+    p.add_argument("--dipole-magnitude-key", default="dipole_magnitude")
     return p
 
 
@@ -88,13 +90,14 @@ def setup_torch(args) -> None:
 
 @dataclass
 class Frame:
-    """One labelled structure in plain numpy (float64), keys already mapped from dft_*."""
+    """One labelled structure in plain numpy (float64), keys already mapped; None where not trained."""
 
     atoms: "ase.Atoms"
-    energy: float
-    forces: np.ndarray  # [n, 3]
-    dipole: np.ndarray  # [3]
-    charges: np.ndarray  # [n]
+    energy: float | None = None
+    forces: np.ndarray | None = None  # [n, 3]
+    dipole: np.ndarray | None = None  # [3]
+    charges: np.ndarray | None = None  # [n]
+    dipole_magnitude: float | None = None  # e*A
 
     @property
     def n_atoms(self) -> int:
@@ -109,14 +112,17 @@ def read_split(split_dir: str, args) -> dict[str, list[Frame]]:
         if not path.exists():
             raise SystemExit(f"missing {path}")
         frames = []
+        targets = parse_targets(args.targets)
+        wanted = set(targets) | ({"energy"} if "forces" in targets else set())
         for k, a in enumerate(ase.io.read(path, index=":")):
             try:
                 frames.append(Frame(
                     atoms=a,
-                    energy=float(a.info[args.energy_key]),
-                    forces=np.asarray(a.arrays[args.forces_key], dtype=np.float64).reshape(-1, 3),
-                    dipole=np.asarray(a.info[args.dipole_key], dtype=np.float64).reshape(3),
-                    charges=np.asarray(a.arrays[args.charges_key], dtype=np.float64).reshape(-1),
+                    energy=float(a.info[args.energy_key]) if "energy" in wanted else None,
+                    forces=np.asarray(a.arrays[args.forces_key], dtype=np.float64).reshape(-1, 3) if "forces" in wanted else None,
+                    dipole=np.asarray(a.info[args.dipole_key], dtype=np.float64).reshape(3) if "dipole" in wanted else None,
+                    charges=np.asarray(a.arrays[args.charges_key], dtype=np.float64).reshape(-1) if "charges" in wanted else None,
+                    dipole_magnitude=float(a.info[args.dipole_magnitude_key]) if "dipole_magnitude" in wanted else None,
                 ))
             except KeyError as e:
                 raise SystemExit(f"{path}: structure {k} has no label {e}") from None
@@ -144,20 +150,19 @@ def fit_train_stats(frames: list[Frame]) -> TrainStats:
     """
     elements = sorted({int(z) for f in frames for z in f.atoms.numbers})
     counts = np.array([[np.count_nonzero(f.atoms.numbers == z) for z in elements] for f in frames], dtype=np.float64)
-    energies = np.array([f.energy for f in frames])
-    refs, *_ = np.linalg.lstsq(counts, energies, rcond=None)
-    per_atom_residual = (energies - counts @ refs) / counts.sum(axis=1)
 
     def rms(x):
         value = float(np.sqrt(np.mean(np.square(x))))
         return value if value > 0 else 1.0
 
-    scales = {
-        "energy": rms(per_atom_residual),
-        "forces": rms(np.concatenate([f.forces.ravel() for f in frames])),
-        "dipole": rms(np.concatenate([f.dipole for f in frames])),
-        "charges": rms(np.concatenate([f.charges for f in frames])),
-    }
+    scales, refs = {}, np.zeros(len(elements))
+    if frames[0].energy is not None:
+        energies = np.array([f.energy for f in frames])
+        refs, *_ = np.linalg.lstsq(counts, energies, rcond=None)
+        scales["energy"] = rms((energies - counts @ refs) / counts.sum(axis=1))
+    for name in ("forces", "dipole", "charges", "dipole_magnitude"):
+        if getattr(frames[0], name) is not None:
+            scales[name] = rms(np.concatenate([np.ravel(getattr(f, name)) for f in frames]))
     return TrainStats(elements, {z: float(e) for z, e in zip(elements, refs)}, scales)
 
 
@@ -243,25 +248,29 @@ def train_for_budget(epoch_batches: Callable[[], Iterable], step: Callable[[obje
 class MAE:
     """Accumulates absolute errors in report units (e, e*A, meV/atom, meV/A)."""
 
+    NAMES = {"charges": "charges_e", "dipole": "dipole_eA", "energy": "energy_meV_per_atom", "forces": "forces_meV_per_A",
+             "dipole_magnitude": "dipole_magnitude_eA", "energy_per_structure": "energy_meV"}
+
     def __init__(self, targets: list[str]):
-        self.sums = {t: 0.0 for t in targets}
-        self.counts = {t: 0 for t in targets}
+        keys = list(targets) + (["energy_per_structure"] if "energy" in targets else [])
+        self.sums = {t: 0.0 for t in keys}
+        self.counts = {t: 0 for t in keys}
 
     def add(self, pred: dict, ref: dict, n_atoms: np.ndarray) -> None:
         for t in self.sums:
-            diff = np.abs(np.asarray(pred[t], dtype=np.float64) - np.asarray(ref[t], dtype=np.float64))
+            source = "energy" if t == "energy_per_structure" else t
+            diff = np.abs(np.asarray(pred[source], dtype=np.float64) - np.asarray(ref[source], dtype=np.float64))
             if t == "energy":
                 diff = 1000.0 * diff / n_atoms
-            elif t == "forces":
+            elif t in ("forces", "energy_per_structure"):
                 diff = 1000.0 * diff
             self.sums[t] += float(diff.sum())
             self.counts[t] += diff.size
 
     def result(self) -> dict:
-        names = {"charges": "charges_e", "dipole": "dipole_eA", "energy": "energy_meV_per_atom", "forces": "forces_meV_per_A"}
-        out = {names[t]: None for t in TARGETS}
+        out = {self.NAMES[t]: None for t in TARGETS}
         for t in self.sums:
-            out[names[t]] = self.sums[t] / max(self.counts[t], 1)
+            out[self.NAMES[t]] = self.sums[t] / max(self.counts[t], 1)
         return out
 
 

@@ -59,7 +59,8 @@ import schnetpack.transform as trn  # noqa: E402
 from schnetpack.data.loader import _atoms_collate_fn  # noqa: E402
 
 # target name -> schnetpack property key
-KEY = {"energy": P.energy, "forces": P.forces, "dipole": P.dipole_moment, "charges": P.partial_charges}
+KEY = {"energy": P.energy, "forces": P.forces, "dipole": P.dipole_moment, "charges": P.partial_charges,
+       "dipole_magnitude": P.dipole_moment}
 
 
 # ----------------------------------------------------------------------------- data
@@ -99,18 +100,25 @@ def structure_inputs(frame: pc.Frame, index: int, neighbor_list, remove_offsets)
         P.R: torch.from_numpy(a.positions.astype(np.float64)),
         P.cell: torch.from_numpy(np.asarray(a.cell.array, dtype=np.float64)).view(1, 3, 3),
         P.pbc: torch.from_numpy(np.asarray(a.pbc)).view(1, 3),
-        P.energy: torch.tensor([frame.energy], dtype=torch.float64),
     }
+    if frame.energy is not None:
+        inputs[P.energy] = torch.tensor([frame.energy], dtype=torch.float64)
     inputs = neighbor_list(inputs)
-    inputs = remove_offsets(inputs)
+    if frame.energy is not None:
+        inputs = remove_offsets(inputs)
     inputs = trn.CastTo32()(inputs)
-    targets = {
-        "energy": inputs.pop(P.energy).float(),  # offsets removed
-        "energy_total": torch.tensor([frame.energy], dtype=torch.float64),
-        "forces": torch.from_numpy(frame.forces).float(),
-        "dipole": torch.from_numpy(frame.dipole).float().view(1, 3),
-        "charges": torch.from_numpy(frame.charges).float(),
-    }
+    targets = {}
+    if frame.energy is not None:
+        targets["energy"] = inputs.pop(P.energy).float()  # offsets removed
+        targets["energy_total"] = torch.tensor([frame.energy], dtype=torch.float64)
+    if frame.forces is not None:
+        targets["forces"] = torch.from_numpy(frame.forces).float()
+    if frame.dipole is not None:
+        targets["dipole"] = torch.from_numpy(frame.dipole).float().view(1, 3)
+    if frame.charges is not None:
+        targets["charges"] = torch.from_numpy(frame.charges).float()
+    if frame.dipole_magnitude is not None:
+        targets["dipole_magnitude"] = torch.tensor([frame.dipole_magnitude], dtype=torch.float32)
     return inputs, targets
 
 
@@ -148,10 +156,10 @@ def build_model(args, targets: list[str], stats: pc.TrainStats, energy_scale: fl
         outputs.append(trn.ScaleProperty(input_key=P.energy, scale=torch.tensor([energy_scale])))
         if "forces" in targets:
             outputs.append(spk.atomistic.Forces(energy_key=P.energy, force_key=P.forces))
-    if "dipole" in targets or "charges" in targets:
+    if "dipole" in targets or "charges" in targets or "dipole_magnitude" in targets:
         outputs.append(spk.atomistic.DipoleMoment(
             n_in=args.features,
-            predict_magnitude=False,
+            predict_magnitude="dipole_magnitude" in targets,
             return_charges=True,
             correct_charges=True,  # charges sum to the total charge (0 here)
             use_vector_representation=args.model in ("painn", "so3net"),
@@ -173,7 +181,7 @@ def predictions(out: dict, targets: list[str]) -> dict:
     pred = {}
     for t in targets:
         v = out[KEY[t]]
-        pred[t] = v.reshape(-1) if t in ("energy", "charges") else v
+        pred[t] = v.reshape(-1) if t in ("energy", "charges", "dipole_magnitude") else v
     return pred
 
 
@@ -234,7 +242,7 @@ def main(argv=None):
     stats = pc.fit_train_stats(data["train"])
     # Scale of the Atomwise energy output: the RMS force component (eV/A) when forces are
     # trained (forces are derivatives of the scaled output), else the per-atom energy spread.
-    energy_scale = stats.scales["forces"] if "forces" in targets else stats.scales["energy"]
+    energy_scale = stats.scales["forces"] if "forces" in targets else stats.scales.get("energy", 1.0)
     prepared = {name: prepare(frames, args, stats) for name, frames in data.items()}
 
     model = build_model(args, targets, stats, energy_scale).to(device)
@@ -277,8 +285,8 @@ def main(argv=None):
             "energy": "Atomwise(sum) * ScaleProperty(scale) + AddOffsets(atomrefs); targets via RemoveOffsets",
             "energy_output_scale": energy_scale,
             "charges": "DipoleMoment latent charges (correct_charges=True: sum to 0)",
-            "dipole": "DipoleMoment(predict_magnitude=False, use_vector_representation=%s)"
-                      % (args.model in ("painn", "so3net")),
+            "dipole": "DipoleMoment(predict_magnitude=%s, use_vector_representation=%s)"
+                      % ("dipole_magnitude" in targets, args.model in ("painn", "so3net")),
             "optimizer": "Adam", "lr_schedule": "constant", "ema": False,
             "loss": "sum_t w_t * mean(((pred_t - ref_t) / scale_t)^2); energy per atom, offsets removed",
         },

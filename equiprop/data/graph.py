@@ -105,9 +105,13 @@ def _total_charge(atoms: Atoms, at: str) -> float:
     return charge
 
 
-def frames_to_graphs(frames, type_map: TypeMap, cutoff: float, source: str | None = None) -> list[AtomGraph]:
-    """Graphs of all ``frames``; InputError if there are none or one is bad."""
+def frames_to_graphs(frames, type_map: TypeMap, cutoff: float, source: str | None = None, indices=None) -> list[AtomGraph]:
+    """Graphs of all ``frames``; InputError if there are none or one is bad.
+
+    ``indices``: each frame's index in ``source`` for error messages (default 0, 1, ...).
+    """
     frames = list(frames) if not isinstance(frames, Atoms) else [frames]
     if not frames:
         raise InputError(f"no structures given{f' (file {source} is empty)' if source else ''}")
-    return [atoms_to_graph(atoms, type_map, cutoff, k, source) for k, atoms in enumerate(frames)]
+    names = range(len(frames)) if indices is None else [int(k) for k in indices]
+    return [atoms_to_graph(atoms, type_map, cutoff, k, source) for k, atoms in zip(names, frames)]

@@ -24,6 +24,7 @@ class LabelKeys:
 
     energy: str = "dft_energy"  # eV
     dipole: str = "dft_dipole"  # e*Angstrom
+    dipole_magnitude: str = "dipole_magnitude"  # e*Angstrom
     charges: str = "dft_hirshfeld"  # e
     forces: str = "dft_forces"  # eV/Angstrom
 
@@ -35,6 +36,7 @@ def _expected_shape(prop: Property, n_atoms: int) -> tuple[int, ...]:
     return {
         Property.ENERGY: (),
         Property.DIPOLE: (3,),
+        Property.DIPOLE_MAGNITUDE: (),
         Property.CHARGES: (n_atoms,),
         Property.FORCES: (n_atoms, 3),
     }[prop]
@@ -87,9 +89,11 @@ def read_labels(
     targets: Sequence[Property],
     keys: LabelKeys = LabelKeys(),
     source: str | None = None,
+    indices=None,
 ) -> dict[Property, list[np.ndarray]]:
-    """Labels of every requested target for every frame (one array per frame)."""
+    """Labels of every requested target for every frame (one array per frame); ``indices`` name frames in errors."""
+    names = range(len(frames)) if indices is None else [int(k) for k in indices]
     return {
-        prop: [read_label(atoms, prop, keys.key(prop), k, source) for k, atoms in enumerate(frames)]
+        prop: [read_label(atoms, prop, keys.key(prop), k, source) for k, atoms in zip(names, frames)]
         for prop in targets
     }

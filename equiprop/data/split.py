@@ -1,6 +1,7 @@
 """Deterministic train/validation/test splits by structure."""
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -33,3 +34,41 @@ def split_indices(n_structures: int, val: float = 0.1, test: float = 0.1, seed: 
         val=np.sort(order[:n_val]),
         test=np.sort(order[n_val : n_val + n_test]),
     )
+
+
+def read_split(path, n_structures: int) -> Split:
+    """A split from a JSON file ``{"train": [...], "val": [...], "test": [...]}`` of structure indices.
+
+    The parts must be disjoint and within ``range(n_structures)``; they need
+    not cover every structure (learning curves train on subsets). ``test``
+    may be empty or absent when the test set comes from its own file.
+    """
+    import json
+
+    from equiprop.errors import InputError
+
+    try:
+        parts = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such split file") from None
+    except (OSError, ValueError) as error:
+        raise InputError(f"{path}: not a JSON split file ({error})") from None
+    if not isinstance(parts, dict) or not {"train", "val"} <= set(parts):
+        raise InputError(f"{path}: expected an object with 'train', 'val' (and 'test') index lists")
+    arrays = {}
+    for name in ("train", "val", "test"):
+        values = parts.get(name, [])
+        if not isinstance(values, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            raise InputError(f"{path}: {name!r} must be a list of integer structure indices")
+        bad = [v for v in values if not 0 <= v < n_structures]
+        if bad:
+            raise InputError(f"{path}: {name!r} index {bad[0]} is outside the data (0..{n_structures - 1})")
+        arrays[name] = np.array(values, dtype=np.int64)
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+        shared = np.intersect1d(arrays[a], arrays[b])
+        if len(shared):
+            raise InputError(f"{path}: structure {shared[0]} is in both {a!r} and {b!r}")
+    for name in ("train", "val"):
+        if len(arrays[name]) == 0:
+            raise InputError(f"{path}: {name!r} is empty")
+    return Split(**arrays)

@@ -4,6 +4,10 @@
 (PySCF): ``info["dft_energy"]`` (eV), ``info["dft_dipole"]`` (e*Angstrom),
 ``arrays["dft_hirshfeld"]`` (e), ``arrays["dft_forces"]`` (eV/Angstrom). See
 ``README.md`` next to this file for provenance.
+
+:func:`qm9`: QM9 (130,831 molecules, B3LYP) from the optional ``qm9pack``
+package (``pip install 'equiprop[qm9]'``); keys and units in
+:mod:`equiprop.datasets.qm9_conversion`.
 """
 
 from importlib import resources
@@ -11,6 +15,7 @@ from importlib import resources
 from ase import Atoms
 
 from equiprop.data.io import read_structures
+from equiprop.datasets.qm9_conversion import qm9
 
 WATER_PBE0_FILE = "water_clusters_pbe0.xyz.gz"
 
@@ -25,4 +30,4 @@ def water_pbe0() -> list[Atoms]:
     return read_structures(water_pbe0_path())
 
 
-__all__ = ["water_pbe0", "water_pbe0_path"]
+__all__ = ["qm9", "water_pbe0", "water_pbe0_path"]

@@ -51,13 +51,16 @@ class AtomisticModel(nn.Module):
         self.targets = Property.parse(targets)
         self.charge_constraint = charge_constraint
         self.dipole_from_charges = dipole_from_charges
-        needs_charges = Property.CHARGES in self.targets or (
-            Property.DIPOLE in self.targets and dipole_from_charges
-        )
+        needs_charges = Property.CHARGES in self.targets or (self.predicts_dipole and dipole_from_charges)
         self.charge_head = ScalarReadout(features) if needs_charges else None
         self.energy_head = ScalarReadout(features) if Property.ENERGY in self.targets else None
         self.register_buffer("element_energies", torch.zeros(len(self.type_map)))
         self.register_buffer("energy_scale", torch.tensor(1.0))
+
+    @property
+    def predicts_dipole(self) -> bool:
+        """Whether the dipole vector is computed (a target itself, or for its magnitude)."""
+        return Property.DIPOLE in self.targets or Property.DIPOLE_MAGNITUDE in self.targets
 
     def fit_energy_references(self, frames, energies, scale: bool = True) -> None:
         """Set ``element_energies`` by least squares on training ``frames`` and their ``energies`` (eV).
@@ -80,8 +83,9 @@ class AtomisticModel(nn.Module):
     def forward(self, batch: GraphBatch, compute_forces: bool = False) -> dict[Property, torch.Tensor]:
         """Predict the model's targets for a batch (forces only if ``compute_forces``).
 
-        Returns ``charges [n_atoms]``, ``dipole [n_structures, 3]``, ``energy
-        [n_structures]``, ``forces [n_atoms, 3]``, each present if it is a target.
+        Returns ``charges [n_atoms]``, ``dipole [n_structures, 3]``,
+        ``dipole_magnitude [n_structures]``, ``energy [n_structures]``, ``forces
+        [n_atoms, 3]``, each present if it is a target.
         """
         positions = batch.positions
         if compute_forces and not positions.requires_grad:
@@ -92,8 +96,12 @@ class AtomisticModel(nn.Module):
         charges = self._charges(scalars, batch) if self.charge_head is not None else None
         if Property.CHARGES in self.targets:
             out[Property.CHARGES] = charges
-        if Property.DIPOLE in self.targets:
-            out[Property.DIPOLE] = self._dipole(charges, atomic_dipoles, positions, batch)
+        if self.predicts_dipole:
+            dipole = self._dipole(charges, atomic_dipoles, positions, batch)
+            if Property.DIPOLE in self.targets:
+                out[Property.DIPOLE] = dipole
+            if Property.DIPOLE_MAGNITUDE in self.targets:
+                out[Property.DIPOLE_MAGNITUDE] = torch.linalg.vector_norm(dipole, dim=1)
         if Property.ENERGY in self.targets:
             atomic = self.energy_head(scalars) * self.energy_scale + self.element_energies[batch.types]
             out[Property.ENERGY] = scatter_sum(atomic, batch.structure, batch.n_structures)

@@ -50,7 +50,7 @@ class SchNet(AtomisticModel):
         dtype="float32",
     ):
         self.hparams = constructor_arguments(locals())
-        if Property.DIPOLE in Property.parse(targets) and not dipole_from_charges:
+        if {Property.DIPOLE, Property.DIPOLE_MAGNITUDE} & set(Property.parse(targets)) and not dipole_from_charges:
             raise ValueError("SchNet is invariant: its dipole can only come from charges (dipole_from_charges=True)")
         with default_dtype(dtype):  # e3nn constants exact in this precision
             super().__init__(elements, cutoff, features, targets, charge_constraint, dipole_from_charges)

@@ -84,7 +84,7 @@ class SO3Net(AtomisticModel):
             self.interactions = nn.ModuleList(
                 SO3Interaction(lmax, features, n_rbf, radial_hidden, avg_neighbors) for _ in range(interactions)
             )
-            self.dipole_head = VectorReadout(features, features) if Property.DIPOLE in self.targets else None
+            self.dipole_head = VectorReadout(features, features) if self.predicts_dipole else None
 
     def represent(self, batch: GraphBatch, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         distances = torch.linalg.norm(vectors, dim=1)  # [n_edges]

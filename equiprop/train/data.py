@@ -11,7 +11,7 @@ from equiprop.data.batch import GraphBatch, collate
 from equiprop.data.graph import AtomGraph, frames_to_graphs
 from equiprop.data.labels import LabelKeys, read_labels
 from equiprop.data.typemap import TypeMap
-from equiprop.keys import Property
+from equiprop.keys import PER_STRUCTURE, Property
 
 Labels = dict[Property, torch.Tensor]
 
@@ -38,11 +38,11 @@ class LabelledSet:
         )
 
 
-def labelled_set(frames, targets, keys: LabelKeys, type_map: TypeMap, cutoff: float, source=None) -> LabelledSet:
-    """Check and convert ``frames``; InputError names the frame and key at fault."""
+def labelled_set(frames, targets, keys: LabelKeys, type_map: TypeMap, cutoff: float, source=None, indices=None) -> LabelledSet:
+    """Check and convert ``frames``; InputError names the frame (``indices[k]`` in ``source``) and key at fault."""
     frames = list(frames)
-    graphs = frames_to_graphs(frames, type_map, cutoff, source)
-    arrays = read_labels(frames, list(targets), keys, source)
+    graphs = frames_to_graphs(frames, type_map, cutoff, source, indices)
+    arrays = read_labels(frames, list(targets), keys, source, indices)
     labels = {p: [torch.from_numpy(a) for a in values] for p, values in arrays.items()}
     return LabelledSet(graphs, labels, frames, source)
 
@@ -53,7 +53,7 @@ def make_batch(data: LabelledSet, indices, device=None, dtype=None) -> tuple[Gra
     labels = {}
     for prop, values in data.labels.items():
         picked = [values[k] for k in indices]
-        stacked = torch.stack(picked) if prop in (Property.ENERGY, Property.DIPOLE) else torch.cat(picked)
+        stacked = torch.stack(picked) if prop in PER_STRUCTURE else torch.cat(picked)
         labels[prop] = stacked.to(device=device, dtype=dtype)
     return batch, labels
 

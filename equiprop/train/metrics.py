@@ -11,6 +11,7 @@ from equiprop.keys import Property
 UNITS = {
     Property.CHARGES: ("e", 1.0),
     Property.DIPOLE: ("e*A", 1.0),
+    Property.DIPOLE_MAGNITUDE: ("e*A", 1.0),
     Property.ENERGY: ("meV/atom", 1000.0),
     Property.FORCES: ("meV/A", 1000.0),
 }
@@ -47,6 +48,6 @@ class ErrorSums:
             mae = factor * total_abs / count if count else math.nan
             rmse = factor * math.sqrt(total_sq / count) if count else math.nan
             out[prop.value] = {"mae": mae, "rmse": rmse, "unit": unit}
-            if prop is Property.DIPOLE:
+            if prop in (Property.DIPOLE, Property.DIPOLE_MAGNITUDE):
                 out[prop.value].update(mae_debye=mae * E_ANGSTROM_IN_DEBYE, rmse_debye=rmse * E_ANGSTROM_IN_DEBYE)
         return out

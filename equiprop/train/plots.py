@@ -9,6 +9,7 @@ from equiprop.keys import Property
 AXIS_LABELS = {
     Property.CHARGES: "charge (e)",
     Property.DIPOLE: "dipole component (e*A)",
+    Property.DIPOLE_MAGNITUDE: "|dipole| (e*A)",
     Property.ENERGY: "E/atom - element refs (eV)",
     Property.FORCES: "force component (eV/A)",
 }

@@ -8,12 +8,15 @@ from ase.data import atomic_numbers
 
 from equiprop.data.io import read_structures
 from equiprop.data.labels import LabelKeys
-from equiprop.data.split import split_indices
+from equiprop.data.split import read_split, split_indices
 from equiprop.data.typemap import TypeMap
 from equiprop.datasets import water_pbe0_path
+from equiprop.datasets.qm9_conversion import LABEL_KEYS as QM9_LABEL_KEYS
+from equiprop.datasets.qm9_conversion import qm9
+from equiprop.errors import InputError
 from equiprop.keys import Property
 from equiprop.models import SchNet, SO3Net
-from equiprop.train.config import TrainConfig
+from equiprop.train.config import TrainConfig, config_fields
 from equiprop.train.data import LabelledSet, labelled_set
 
 
@@ -25,13 +28,30 @@ class Splits:
     type_map: TypeMap
 
 
+#: ``--data qm9``: QM9 from the qm9pack package (equiprop.datasets.qm9) instead of a file.
+QM9 = "qm9"
+
+
 def label_keys(config: TrainConfig) -> LabelKeys:
-    return LabelKeys(energy=config.energy_key, dipole=config.dipole_key, charges=config.charges_key, forces=config.forces_key)
+    """The configured label keys; for ``--data qm9``, keys left at their defaults become QM9's names."""
+    keys = {name: getattr(config, name) for name in ("energy_key", "dipole_key", "dipole_magnitude_key", "charges_key", "forces_key")}
+    if config.data == QM9:
+        defaults = config_fields()
+        keys.update({name: key for name, key in QM9_LABEL_KEYS.items() if keys[name] == defaults[name]})
+    return LabelKeys(**{name.removesuffix("_key"): key for name, key in keys.items()})
 
 
 def data_path(path: str | None):
     """The data file, or the shipped PBE0 water clusters when None."""
     return water_pbe0_path() if path is None else path
+
+
+def read_data(config: TrainConfig) -> tuple[list, str]:
+    """Frames of ``config.data`` and a name for messages (QM9 comes from its package)."""
+    if config.data == QM9:
+        return qm9(), "QM9 (qm9pack)"
+    path = data_path(config.data)
+    return read_structures(path), str(path)
 
 
 def type_map_for(config: TrainConfig, frames) -> TypeMap:
@@ -44,11 +64,21 @@ def type_map_for(config: TrainConfig, frames) -> TypeMap:
 
 def prepare_data(config: TrainConfig, type_map: TypeMap | None = None) -> Splits:
     """Read, check and split the data: train/val/test by the seeded split, or an explicit test file."""
-    path = data_path(config.data)
-    frames = read_structures(path)
+    frames, source = read_data(config)
     type_map = type_map or type_map_for(config, frames)
     targets, keys = Property.parse(config.targets), label_keys(config)
-    data = labelled_set(frames, targets, keys, type_map, config.cutoff, str(path))
+    if config.split_file:  # graphs only for the structures the split uses (QM9 has 130k)
+        split = read_split(config.split_file, len(frames))
+        used = np.unique(np.concatenate([split.train, split.val, split.test]))
+        data = labelled_set([frames[k] for k in used], targets, keys, type_map, config.cutoff, source, indices=used)
+        position = {int(k): p for p, k in enumerate(used)}
+        train, val, test = (data.subset([position[int(k)] for k in part]) for part in (split.train, split.val, split.test))
+        if config.test_data:
+            test = labelled_set(read_structures(config.test_data), targets, keys, type_map, config.cutoff, config.test_data)
+        elif len(test) == 0:
+            raise InputError(f"{config.split_file}: no 'test' structures; add them or give --test-data")
+        return Splits(train, val, test, type_map)
+    data = labelled_set(frames, targets, keys, type_map, config.cutoff, source)
     if config.test_data:
         split = split_indices(len(data), val=config.val_fraction, test=0.0, seed=config.seed)
         test_frames = read_structures(config.test_data)
