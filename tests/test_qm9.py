@@ -100,3 +100,26 @@ def test_dipole_magnitude_is_the_norm_and_rotation_invariant(dtype):
     out_rot = model(collate(frames_to_graphs(rotated, model.type_map, model.cutoff)).to(dtype=dtype))
     tol = 1e-5 if dtype == torch.float32 else 1e-10
     assert torch.allclose(out_rot["dipole_magnitude"], out["dipole_magnitude"], rtol=tol, atol=tol)
+
+
+def test_qm9_number_formats():
+    """QM9 writes ``0.`` and ``1.`` (acetylene, row 4) and Mathematica exponents ``*^``."""
+    values = qm9_module.numbers_in("[[0.5995394918,0.,1.],[-1.2*^-6,2,3]]")
+    assert values.tolist() == [0.5995394918, 0.0, 1.0, -1.2e-6, 2.0, 3.0]
+
+
+def test_dipole_magnitude_learns_from_the_first_step():
+    """Zero-initialised charges would give |mu| = 0, where the norm has no gradient: SchNet would never learn."""
+    import equiprop
+    from equiprop.data import collate, frames_to_graphs
+    from equiprop.datasets import water_pbe0
+
+    frames = water_pbe0()[:4]
+    torch.manual_seed(0)
+    model = equiprop.SchNet(["H", "O"], cutoff=4.0, features=8, interactions=1, targets=["dipole_magnitude"])
+    batch = collate(frames_to_graphs(frames, model.type_map, model.cutoff)).to(dtype=torch.float32)
+    reference = torch.tensor([np.linalg.norm(a.info["dft_dipole"]) for a in frames], dtype=torch.float32)
+    loss = (model(batch)["dipole_magnitude"] - reference).pow(2).mean()
+    loss.backward()
+    assert model(batch)["dipole_magnitude"].min() > 0
+    assert model.charge_head.net[-1].weight.grad.abs().max() > 0

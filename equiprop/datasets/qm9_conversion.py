@@ -20,7 +20,6 @@ Conversions: Hartree and Debye from ``ase.units``.
 
 import csv
 import importlib.util
-import json
 import os
 from pathlib import Path
 
@@ -116,8 +115,8 @@ def parse_row(row: dict, at: str) -> dict:
     try:
         symbols = [s.strip().strip("'\"") for s in row["Elements"].strip("[]").split(",")]
         numbers = np.array([atomic_numbers[s] for s in symbols], dtype=np.int64)
-        positions = np.array(json.loads(row["XYZ_Ang"]), dtype=np.float64)
-        charges = np.array(json.loads(row["Mulliken_pop"]), dtype=np.float64)
+        positions = numbers_in(row["XYZ_Ang"]).reshape(-1, 3)
+        charges = numbers_in(row["Mulliken_pop"])
         molecule = {"numbers": numbers, "positions": positions, "charges": charges, "index": int(row["Index"]),
                     "smiles": row["SMILES"], "dipole_magnitude": float(row["Dipole_debye"]) * Debye}
         molecule.update({key: float(row[column]) * Hartree for key, column in HARTREE_COLUMNS.items()})
@@ -128,6 +127,12 @@ def parse_row(row: dict, at: str) -> dict:
         raise InputError(f"{at}: molecule {row['Index']} has N_atoms={n} but {len(numbers)} elements, "
                          f"{positions.shape} coordinates and {charges.shape} charges")
     return molecule
+
+
+def numbers_in(text: str) -> np.ndarray:
+    """Floats of a (nested) list as QM9 writes them: ``[[0.5995,0.,1.],...]``, exponents as ``*^`` (Mathematica)."""
+    return np.array([float(v) for v in text.replace("[", " ").replace("]", " ").replace("*^", "e").split(",") if v.strip()],
+                    dtype=np.float64)
 
 
 def atoms_from_tables(tables: dict[str, np.ndarray], indices=None) -> list[Atoms]:

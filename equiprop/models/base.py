@@ -52,7 +52,8 @@ class AtomisticModel(nn.Module):
         self.charge_constraint = charge_constraint
         self.dipole_from_charges = dipole_from_charges
         needs_charges = Property.CHARGES in self.targets or (self.predicts_dipole and dipole_from_charges)
-        self.charge_head = ScalarReadout(features) if needs_charges else None
+        magnitude_only = Property.DIPOLE_MAGNITUDE in self.targets and Property.DIPOLE not in self.targets
+        self.charge_head = ScalarReadout(features, zero_init=not magnitude_only) if needs_charges else None
         self.energy_head = ScalarReadout(features) if Property.ENERGY in self.targets else None
         self.register_buffer("element_energies", torch.zeros(len(self.type_map)))
         self.register_buffer("energy_scale", torch.tensor(1.0))

@@ -12,16 +12,20 @@ from equiprop.nn.so3linear import SO3Linear
 class ScalarReadout(nn.Module):
     """Invariant features ``[n_atoms, features]`` to one scalar per atom ``[n_atoms]``.
 
-    The last layer starts at zero, so an untrained head predicts exactly the
-    normalisation baseline (e.g. the element reference energies) instead of
-    random values whose huge initial loss would stall Adam for many steps.
+    With ``zero_init`` the last layer starts at zero, so an untrained head
+    predicts exactly the normalisation baseline (e.g. the element reference
+    energies) instead of random values whose huge initial loss would stall
+    Adam for many steps. Not for charges that only feed a dipole magnitude:
+    zero charges give a zero dipole, where ``|mu|`` has zero gradient, and the
+    head would never learn (seen on QM9: docs/benchmarks.md).
     """
 
-    def __init__(self, features: int, activation: type[nn.Module] = nn.SiLU):
+    def __init__(self, features: int, activation: type[nn.Module] = nn.SiLU, zero_init: bool = True):
         super().__init__()
         self.net = mlp([features, max(features // 2, 1), 1], activation)
-        nn.init.zeros_(self.net[-1].weight)
-        nn.init.zeros_(self.net[-1].bias)
+        if zero_init:
+            nn.init.zeros_(self.net[-1].weight)
+            nn.init.zeros_(self.net[-1].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)[:, 0]
