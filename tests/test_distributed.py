@@ -28,13 +28,16 @@ def _torchrun(args, timeout=600):
 
 
 def test_two_ranks_train_exactly_like_one_process(slice_file, tmp_path):
-    """Same weights, EMA, losses and validation metrics; one set of outputs; a rank with no share works."""
+    """Same weights, EMA, losses and validation metrics; one set of outputs; a rank with no share works;
+    resuming under torchrun continues exactly."""
     n_train = len(split_indices(24).train)
     batch = n_train - 1  # the last global batch has one structure: rank 1 gets none and runs a placeholder
-    flags = [*SMALL, "--batch-size", str(batch), "--epochs", "2", "--dtype", "float64", "--data", str(slice_file)]
+    flags = [*SMALL, "--batch-size", str(batch), "--dtype", "float64", "--data", str(slice_file)]
     single, ranks2 = tmp_path / "single", tmp_path / "ranks2"
-    assert main(["train", *flags, "--out", str(single), "--num-workers", "2"]) == 0  # DataLoader workers on the way
-    done = _torchrun(["train", *flags, "--out", str(ranks2)])
+    assert main(["train", *flags, "--epochs", "2", "--out", str(single), "--num-workers", "2"]) == 0  # with workers
+    done = _torchrun(["train", *flags, "--epochs", "1", "--out", str(ranks2)])
+    assert done.returncode == 0, done.stderr[-4000:]
+    done = _torchrun(["train", "--resume", str(ranks2), "--epochs", "2"])
     assert done.returncode == 0, done.stderr[-4000:]
 
     one, two = load_checkpoint(single / "last.pt"), load_checkpoint(ranks2 / "last.pt")
