@@ -2,7 +2,9 @@
 
 ``.venv/bin/python bench/step_speed.py [--model so3net] [--lmax 2] [--features 32] [--interactions 3]``:
 10 batches of 16 structures, one untimed pass, then ``--repeats`` timed passes with and without
-forces; prints the median (this machine's run-to-run noise is about 15% for a single pass).
+forces; prints their median, or with ``--statistic best`` the fastest (this machine's
+run-to-run noise is about 15% for a single pass and drifts by up to 30% over minutes: compare
+versions by alternating them).
 Used for the measurements in docs/performance.md.
 """
 
@@ -25,6 +27,7 @@ def main():
     p.add_argument("--interactions", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--statistic", choices=["median", "best"], default="median")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
@@ -49,10 +52,11 @@ def main():
         return 160 / (time.perf_counter() - start)
 
     one_pass(True)
-    with_forces = statistics.median(one_pass(True) for _ in range(args.repeats))
-    without = statistics.median(one_pass(False) for _ in range(args.repeats))
+    summary = max if args.statistic == "best" else statistics.median
+    with_forces = summary([one_pass(True) for _ in range(args.repeats)])
+    without = summary([one_pass(False) for _ in range(args.repeats)])
     print(f"{args.model} params {sum(p.numel() for p in model.parameters())}: "
-          f"{with_forces:.0f} structures/s with forces, {without:.0f} without (median of {args.repeats})")
+          f"{with_forces:.0f} structures/s with forces, {without:.0f} without ({args.statistic} of {args.repeats})")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ import torch
 
 TARGETS = ("energy", "forces", "dipole", "charges", "dipole_magnitude")
 SPLITS = ("train", "val", "test")
+DEFAULT_KEYS = {"energy": "dft_energy", "forces": "dft_forces", "dipole": "dft_dipole", "charges": "dft_hirshfeld",
+                "dipole_magnitude": "dipole_magnitude"}
 
 
 # ----------------------------------------------------------------------------- command line
@@ -48,16 +50,10 @@ def build_parser(description: str, models: list[str], default_lr: float, default
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--warmup-batches", type=int, default=5, help="training steps left out of the throughput")
     p.add_argument("--inference-seconds", type=float, default=3.0, help="minimum time of the inference measurement")
-    p.add_argument("--energy-weight", type=float, default=0.03)
-    p.add_argument("--forces-weight", type=float, default=1.0)
-    p.add_argument("--dipole-weight", type=float, default=1.0)
-    p.add_argument("--charges-weight", type=float, default=1.0)
-    p.add_argument("--dipole-magnitude-weight", type=float, default=1.0)
-    p.add_argument("--energy-key", default="dft_energy")
-    p.add_argument("--forces-key", default="dft_forces")
-    p.add_argument("--dipole-key", default="dft_dipole")
-    p.add_argument("--charges-key", default="dft_hirshfeld")
-    p.add_argument("--dipole-magnitude-key", default="dipole_magnitude")
+    for target in TARGETS:  # --energy-weight, --energy-key, ... (equiprop's defaults)
+        flag = target.replace("_", "-")
+        p.add_argument(f"--{flag}-weight", type=float, default=0.03 if target == "energy" else 1.0)
+        p.add_argument(f"--{flag}-key", default=DEFAULT_KEYS[target])
     return p
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
+from ase.data import atomic_numbers
 from ase.units import Debye, Hartree
 from tqdm import tqdm
 
@@ -110,8 +111,6 @@ def convert(files, progress: bool = True) -> dict[str, np.ndarray]:
 
 def parse_row(row: dict, at: str) -> dict:
     """One CSV row -> numbers, positions (Angstrom), Mulliken charges (e) and properties (eV, e*Angstrom)."""
-    from ase.data import atomic_numbers
-
     try:
         symbols = [s.strip().strip("'\"") for s in row["Elements"].strip("[]").split(",")]
         numbers = np.array([atomic_numbers[s] for s in symbols], dtype=np.int64)

@@ -5,7 +5,7 @@ import torch
 
 from equiprop.data.batch import collate
 from equiprop.data.graph import frames_to_graphs
-from equiprop.keys import Property
+from equiprop.keys import PER_STRUCTURE, Property
 
 
 def predict(model, frames, batch_size: int = 32, source: str | None = None) -> dict[str, object]:
@@ -32,11 +32,11 @@ def predict(model, frames, batch_size: int = 32, source: str | None = None) -> d
             sizes = batch.n_atoms.tolist()
             for prop, value in out.items():
                 value = value.detach().cpu().numpy()
-                per_atom = prop in (Property.CHARGES, Property.FORCES)
+                per_atom = prop not in PER_STRUCTURE
                 chunks.setdefault(prop, []).extend(np.split(value, np.cumsum(sizes)[:-1]) if per_atom else value)
     finally:
         model.train(was_training)
     return {
-        prop.value: values if prop in (Property.CHARGES, Property.FORCES) else np.stack(values)
+        prop.value: values if prop not in PER_STRUCTURE else np.stack(values)
         for prop, values in chunks.items()
     }

@@ -6,7 +6,6 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from equiprop.data.batch import GraphBatch
-from equiprop.keys import Property
 from equiprop.models.base import AtomisticModel, constructor_arguments
 from equiprop.nn.embedding import ElementEmbedding
 from equiprop.nn.precision import default_dtype

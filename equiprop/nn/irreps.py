@@ -4,7 +4,7 @@ Layout: component ``m`` of degree ``l`` sits at index ``l^2 + l + m`` of the
 middle axis (the order of e3nn's spherical harmonics, whose l=1 part is
 Cartesian x, y, z); every degree has the same ``channels``, which are the
 last, contiguous axis (as in schnetpack's SO3net): the per-edge matmuls then
-run over 32 contiguous channels instead of 9 components, 4x faster on CPU
+run over 32 contiguous channels instead of 9 components, 2x faster on CPU
 (docs/performance.md, step 6). Parity is natural
 (``(-1)^l``), so couplings ``l1 x l2 -> l3`` need ``l1 + l2 + l3`` even: the
 network is O(3)-equivariant and its l=1 outputs are true vectors.

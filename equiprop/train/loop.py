@@ -30,7 +30,7 @@ from equiprop.train.evaluate import error_sums
 from equiprop.train.data import LabelledSet, batch_order
 from equiprop.train.distributed import Ranks, all_sum, barrier, shard
 from equiprop.train.loader import batch_loader
-from equiprop.train.losses import error_counts, residuals, weighted_loss
+from equiprop.train.losses import residuals, weighted_loss
 from equiprop.train.metrics import ErrorSums
 
 
@@ -126,7 +126,7 @@ class Trainer:
                    disable=not self.ranks.is_main)
         start = time.perf_counter()  # steps are timed from the end of the previous one: batch loading counts
         for indices, share, (batch, labels) in zip(batches, mine, loader):
-            counts = error_counts([self.train.graphs[k].n_atoms for k in indices], self.targets)
+            counts = {p: sum(values[k].numel() for k in indices) for p, values in self.train.labels.items()}  # global batch
             local_loss = self._step(batch, labels, counts, sums if len(share) else None)
             now = time.perf_counter()
             losses.append(self._agree(local_loss, self.progress.elapsed + now - start))

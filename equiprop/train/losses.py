@@ -30,10 +30,3 @@ def weighted_loss(
         weights[p] * (e / scales[p]).pow(2).sum() / (counts[p] if counts is not None else e.numel()) for p, e in errors.items()
     )
 
-
-def error_counts(n_atoms: list[int], targets) -> dict[Property, int]:
-    """Error components of each target in a batch of structures with ``n_atoms`` atoms each."""
-    per_atom = {Property.CHARGES: 1, Property.FORCES: 3}
-    per_structure = {Property.ENERGY: 1, Property.DIPOLE: 3, Property.DIPOLE_MAGNITUDE: 1}
-    atoms = sum(n_atoms)
-    return {p: per_atom[p] * atoms if p in per_atom else per_structure[p] * len(n_atoms) for p in targets}
