@@ -17,6 +17,7 @@ import torch
 import equiprop
 from equiprop import datasets
 from equiprop.data import collate, frames_to_graphs
+from equiprop.train.allocator import keep_freed_memory
 
 
 def main():
@@ -28,7 +29,11 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--statistic", choices=["median", "best"], default="median")
+    p.add_argument("--allocator", choices=["keep", "glibc"], default="keep",
+                   help="keep: equiprop's malloc setting (as in training); glibc: the C library's defaults")
     args = p.parse_args()
+    if args.allocator == "keep":
+        keep_freed_memory()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     torch.manual_seed(0)
@@ -56,7 +61,8 @@ def main():
     with_forces = summary([one_pass(True) for _ in range(args.repeats)])
     without = summary([one_pass(False) for _ in range(args.repeats)])
     print(f"{args.model} params {sum(p.numel() for p in model.parameters())}: "
-          f"{with_forces:.0f} structures/s with forces, {without:.0f} without ({args.statistic} of {args.repeats})")
+          f"{with_forces:.0f} structures/s with forces, {without:.0f} without ({args.statistic} of {args.repeats}, "
+          f"allocator {args.allocator})")
 
 
 if __name__ == "__main__":

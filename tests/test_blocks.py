@@ -130,6 +130,40 @@ def test_convolution_matches_path_by_path_reference(lmax):
     assert torch.allclose(conv(x, sh, rbf, fcut, edges), expected / 2.0**0.5, atol=1e-12)  # 1/sqrt(avg_neighbors)
 
 
+@pytest.mark.parametrize("lmax", [1, 2])
+def test_convolution_of_scalars_equals_zero_padded_features(lmax):
+    """The first interaction's shortcut (scalars only, no per-edge matmul) is the same map as zero-padded input."""
+    torch.manual_seed(2)
+    with default_dtype(torch.float64):
+        conv = SO3Convolution(lmax, F, n_rbf=8, radial_hidden=16)
+    scalars = torch.randn(N_ATOMS, 1, F, dtype=torch.float64)
+    padded = torch.cat([scalars, torch.zeros(N_ATOMS, n_components(lmax) - 1, F, dtype=torch.float64)], dim=1)
+    edges, vectors = random_edges(), torch.randn(N_EDGES, 3, dtype=torch.float64)
+    rbf, fcut = torch.rand(N_EDGES, 8, dtype=torch.float64), torch.rand(N_EDGES, dtype=torch.float64)
+    sh = spherical_harmonics(lmax, vectors)
+    out = conv(scalars, sh, rbf, fcut, edges)
+    assert out.shape == padded.shape and out[:, 1:].abs().max() > 0  # higher l come from the spherical harmonics
+    assert torch.allclose(out, conv(padded, sh, rbf, fcut, edges), atol=1e-12)
+
+
+@pytest.mark.parametrize("lmax", [1, 2, 3])
+def test_product_matches_path_by_path_reference(lmax):
+    """The sparse product gives sum_p w_pf CG_p(x_f, (Wx)_f), path by path with e3nn's Clebsch-Gordan blocks."""
+    torch.manual_seed(3)
+    with default_dtype(torch.float64):
+        product = BodyOrderProduct(lmax, F)
+    x = torch.randn(N_ATOMS, n_components(lmax), F, dtype=torch.float64)
+    y = product.mix(x)
+    paths = coupling_paths(lmax, lmax, lmax)
+    fan_in = path_fan_in(paths, lmax)
+    expected = torch.zeros_like(x)
+    for k, p in enumerate(paths):
+        a, b = x[:, p.l1**2 : (p.l1 + 1) ** 2], y[:, p.l2**2 : (p.l2 + 1) ** 2]
+        term = torch.einsum("naf,nbf,abc->ncf", a, b, normalized_cg(p)) * product.weight[k] / math.sqrt(fan_in[p.l3])
+        expected[:, p.l3**2 : (p.l3 + 1) ** 2] += term
+    assert torch.allclose(product(x), expected, atol=1e-12)
+
+
 def test_paths_have_natural_parity():
     paths = {(p.l1, p.l2, p.l3) for p in coupling_paths(2, 2, 2)}
     assert (1, 1, 1) not in paths and (1, 1, 2) in paths and (2, 1, 2) not in paths and len(paths) == 11

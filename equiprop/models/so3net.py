@@ -9,7 +9,7 @@ from equiprop.data.batch import GraphBatch
 from equiprop.models.base import AtomisticModel, constructor_arguments
 from equiprop.nn.embedding import ElementEmbedding
 from equiprop.nn.precision import default_dtype
-from equiprop.nn.irreps import check_lmax, n_components
+from equiprop.nn.irreps import check_lmax
 from equiprop.nn.radial import CosineCutoff, GaussianRBF
 from equiprop.nn.readout import VectorReadout
 from equiprop.nn.so3block import SO3Interaction
@@ -89,14 +89,13 @@ class SO3Net(AtomisticModel):
         distances = torch.linalg.norm(vectors, dim=1)  # [n_edges]
         rbf, fcut = self.rbf(distances), self.fcut(distances)  # [n_edges, n_rbf], [n_edges]
         sh = self.sh(vectors)  # [n_edges, (lmax + 1)^2]
-        scalars = self.embedding(batch.types)  # [n_atoms, features]
-        higher = scalars.new_zeros(scalars.shape[0], n_components(self.lmax) - 1, self.features)
-        x = torch.cat([scalars[:, None], higher], dim=1)  # [n_atoms, (lmax + 1)^2, features]
+        x = self.embedding(batch.types)[:, None]  # [n_atoms, 1, features]: scalars; higher l start at zero
         save_memory = x.shape[0] >= CHECKPOINT_ATOMS and torch.is_grad_enabled()
         for interaction in self.interactions:
             if save_memory:  # recompute each block's intermediates in the backward pass instead of keeping them
-                x = x + checkpoint(interaction, x, sh, rbf, fcut, batch.edge_index, use_reentrant=False)
+                dx = checkpoint(interaction, x, sh, rbf, fcut, batch.edge_index, use_reentrant=False)
             else:
-                x = x + interaction(x, sh, rbf, fcut, batch.edge_index)
+                dx = interaction(x, sh, rbf, fcut, batch.edge_index)  # [n_atoms, (lmax + 1)^2, features]
+            x = dx + x if x.shape[1] == dx.shape[1] else torch.cat([dx[:, :1] + x, dx[:, 1:]], dim=1)
         atomic_dipoles = self.dipole_head(x) if self.dipole_head is not None else None  # [n_atoms, 3]
         return x[:, 0], atomic_dipoles

@@ -95,3 +95,24 @@ def dense_couplings(paths: list[Path], lmax_1: int, lmax_2: int, lmax_out: int) 
             normalized_cg(p) / math.sqrt(fan_in[p.l3])
         )
     return out
+
+
+@dataclass(frozen=True)
+class SparseCouplings:
+    """The non-zero entries of :func:`dense_couplings`, ``[K]`` each (K = 83 at lmax 2, of 8,019 dense).
+
+    Entry k couples input component ``m1[k]`` with ``m2[k]`` into output
+    component ``m3[k]`` through path ``path[k]`` with coefficient ``value[k]``.
+    """
+
+    path: torch.Tensor
+    m1: torch.Tensor
+    m2: torch.Tensor
+    m3: torch.Tensor
+    value: torch.Tensor  # float64
+
+
+def sparse_couplings(paths: list[Path], lmax_1: int, lmax_2: int, lmax_out: int) -> SparseCouplings:
+    dense = dense_couplings(paths, lmax_1, lmax_2, lmax_out)
+    nonzero = dense.abs() > 1e-12  # wigner_3j's exact zeros come out as ~1e-17
+    return SparseCouplings(*nonzero.nonzero(as_tuple=True), value=dense[nonzero])

@@ -23,7 +23,8 @@ class SO3Convolution(nn.Module):
     features]`` (the per-path form needs one row per path component, 35
     instead of 9 at lmax 2; see docs/performance.md).
 
-    Shapes: ``x [n_atoms, (lmax + 1)^2, features]``, ``sh [n_edges, (lmax + 1)^2]``,
+    Shapes: ``x [n_atoms, (lmax + 1)^2, features]`` (or ``[n_atoms, 1, features]``: scalars
+    only, as in the first interaction), ``sh [n_edges, (lmax + 1)^2]``,
     ``rbf [n_edges, n_rbf]``, ``fcut [n_edges]``, ``edge_index [2, n_edges]``
     -> ``[n_atoms, (lmax + 1)^2, features]``.
     """
@@ -45,9 +46,13 @@ class SO3Convolution(nn.Module):
     def forward(self, x, sh, rbf, fcut, edge_index) -> torch.Tensor:
         i, j = edge_index
         n_edges, m = sh.shape
+        m_in = x.shape[1]  # M, or 1 for scalar-only input (the first interaction)
         weights = self.radial(rbf * self.rbf_scale) * fcut[:, None]  # [E, P + F]
         path_weights, channel_weights = weights.split([len(self.paths), self.features], dim=1)  # [E, P], [E, F]
         weighted_sh = (path_weights[:, :, None] * sh[:, None, :]).view(n_edges, -1)  # [E, P*M2]
-        coupling = (weighted_sh @ self.sh_table).view(n_edges, m, m)  # [E, M3, M1]: sum_p w_p CG_p(Y)
-        messages = torch.bmm(coupling, x.index_select(0, j)) * channel_weights[:, None, :]  # [E, M3, F]
+        table = self.sh_table if m_in == m else self.sh_table.view(-1, m, m)[:, :, :m_in].reshape(-1, m * m_in)
+        coupling = (weighted_sh @ table).view(n_edges, m, m_in)  # [E, M3, M1]: sum_p w_p CG_p(Y)
+        sender = x.index_select(0, j) * channel_weights[:, None, :]  # [E, M1, F]
+        # scalar input: the coupling is one column, the product an outer product (no per-edge matmul)
+        messages = coupling * sender if m_in == 1 else torch.bmm(coupling, sender)  # [E, M3, F]
         return scatter_sum(messages, i, x.shape[0]) * self.norm  # [n_atoms, M3, F]

@@ -24,6 +24,7 @@ from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from equiprop.keys import Property
+from equiprop.train.allocator import keep_freed_memory
 from equiprop.train.checkpoint import save_checkpoint
 from equiprop.train.config import TrainConfig
 from equiprop.train.evaluate import error_sums
@@ -103,6 +104,7 @@ class Trainer:
         """Train until ``epochs``, early stopping or ``max_time``; Ctrl-C stops after the current step."""
         previous = signal.signal(signal.SIGINT, self._request_stop) if _main_thread() else None
         torch.set_flush_denormal(True)  # tiny gradients early in training: denormals slow CPUs >10x
+        keep_freed_memory()  # no page faults on each step's fresh tensors (allocator.py)
         try:
             while self.progress.epoch < self.config.epochs and not self._out_of_time():
                 self._run_epoch()
