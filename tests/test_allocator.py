@@ -1,5 +1,6 @@
 """The malloc setting that keeps freed tensor memory in the process (equiprop/train/allocator.py)."""
 
+import os
 import subprocess
 import sys
 
@@ -24,7 +25,10 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 
 def page_faults(mode: str) -> int:
-    done = subprocess.run([sys.executable, "-c", SCRIPT, mode], capture_output=True, text=True, check=True)
+    # glibc's static default threshold (its dynamic one depends on the process's allocation history, so a
+    # plain process sometimes faults and sometimes not): the control faults every time
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072"}
+    done = subprocess.run([sys.executable, "-c", SCRIPT, mode], capture_output=True, text=True, check=True, env=env)
     return int(done.stdout.split()[-1])
 
 

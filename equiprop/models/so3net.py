@@ -19,6 +19,18 @@ from equiprop.nn.so3block import SO3Interaction
 CHECKPOINT_ATOMS = 4096
 
 
+def residual(x: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
+    """``x + dx`` where the two may hold different degrees ``[n, M, F]``.
+
+    The first interaction turns scalars ``[n, 1, F]`` into all degrees; the
+    last returns only the degrees the readouts use, and the others are dropped.
+    """
+    m_x, m_dx = x.shape[1], dx.shape[1]
+    if m_x < m_dx:
+        return torch.cat([dx[:, :m_x] + x, dx[:, m_x:]], dim=1)
+    return x[:, :m_dx] + dx
+
+
 class SO3Net(AtomisticModel):
     """Equivariant message passing with features of every l up to ``lmax``.
 
@@ -80,8 +92,11 @@ class SO3Net(AtomisticModel):
             self.rbf = GaussianRBF(n_rbf, cutoff, rbf_start)
             self.fcut = CosineCutoff(cutoff)
             self.sh = o3.SphericalHarmonics(o3.Irreps.spherical_harmonics(lmax), normalize=True, normalization="component")
+            # the last interaction computes only the degrees its readouts use: l = 0, and l = 1 for dipoles
+            lmax_last = 1 if self.predicts_dipole else 0
             self.interactions = nn.ModuleList(
-                SO3Interaction(lmax, features, n_rbf, radial_hidden, avg_neighbors) for _ in range(interactions)
+                SO3Interaction(lmax, features, n_rbf, radial_hidden, avg_neighbors, lmax_last if k == interactions - 1 else None)
+                for k in range(interactions)
             )
             self.dipole_head = VectorReadout(features, features) if self.predicts_dipole else None
 
@@ -96,6 +111,6 @@ class SO3Net(AtomisticModel):
                 dx = checkpoint(interaction, x, sh, rbf, fcut, batch.edge_index, use_reentrant=False)
             else:
                 dx = interaction(x, sh, rbf, fcut, batch.edge_index)  # [n_atoms, (lmax + 1)^2, features]
-            x = dx + x if x.shape[1] == dx.shape[1] else torch.cat([dx[:, :1] + x, dx[:, 1:]], dim=1)
+            x = residual(x, dx)
         atomic_dipoles = self.dipole_head(x) if self.dipole_head is not None else None  # [n_atoms, 3]
         return x[:, 0], atomic_dipoles

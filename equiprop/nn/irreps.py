@@ -47,9 +47,9 @@ def repeat_degrees(weights: torch.Tensor, dim: int, first_degree: int = 0) -> to
     return torch.cat(blocks, dim)
 
 
-def check_lmax(lmax: int) -> int:
-    if int(lmax) != lmax or lmax < 1:
-        raise ValueError(f"lmax must be an integer >= 1, got {lmax}")
+def check_lmax(lmax: int, minimum: int = 1) -> int:
+    if int(lmax) != lmax or lmax < minimum:
+        raise ValueError(f"lmax must be an integer >= {minimum}, got {lmax}")
     return int(lmax)
 
 

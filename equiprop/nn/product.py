@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from equiprop.nn.irreps import check_lmax, coupling_paths, sparse_couplings
+from equiprop.nn.irreps import check_lmax, coupling_paths, n_components, sparse_couplings
 from equiprop.nn.so3linear import SO3Linear
 
 
@@ -12,7 +12,9 @@ class BodyOrderProduct(nn.Module):
 
     After a convolution (two-body messages), the product of two such features
     carries three-body information. One learned weight per channel and path
-    ``l1 x l2 -> l3``. Shapes: ``[n, (lmax + 1)^2, features] -> same``.
+    ``l1 x l2 -> l3``. Shapes: ``[n, (lmax + 1)^2, features] -> [n, (lmax_out + 1)^2,
+    features]``: with ``lmax_out < lmax`` only the outputs of degree <= lmax_out are
+    computed (the last interaction, whose higher degrees no readout uses).
 
     Computed from the non-zero Clebsch-Gordan entries only (83 at lmax 2):
     gather the two factors of every entry, multiply them with the entry's
@@ -21,12 +23,13 @@ class BodyOrderProduct(nn.Module):
     over all 81 component pairs does 10x the arithmetic).
     """
 
-    def __init__(self, lmax: int, features: int):
+    def __init__(self, lmax: int, features: int, lmax_out: int | None = None):
         super().__init__()
         self.lmax = check_lmax(lmax)
+        self.lmax_out = self.lmax if lmax_out is None else min(check_lmax(lmax_out, minimum=0), self.lmax)
         self.mix = SO3Linear(lmax, features, features)
-        paths = coupling_paths(lmax, lmax, lmax)
-        cg = sparse_couplings(paths, lmax, lmax, lmax)
+        paths = coupling_paths(lmax, lmax, self.lmax_out)
+        cg = sparse_couplings(paths, lmax, lmax, self.lmax_out)
         for name in ("path", "m1", "m2", "m3"):
             self.register_buffer(f"cg_{name}", getattr(cg, name), persistent=False)  # [K]
         self.register_buffer("cg_value", cg.value.to(torch.get_default_dtype()), persistent=False)  # [K]
@@ -39,4 +42,5 @@ class BodyOrderProduct(nn.Module):
         weights = self.cg_value[:, None] * self.weight.index_select(0, self.cg_path)  # [K, F]
         pairs = x_t.index_select(0, self.cg_m1) * y_t.index_select(0, self.cg_m2)  # [K, n*F]
         terms = pairs.view(-1, n, f) * weights[:, None, :]  # [K, n, F]
-        return x.new_zeros(m, n, f).index_add(0, self.cg_m3, terms).transpose(0, 1)  # [n, M, F]
+        out = x.new_zeros(n_components(self.lmax_out), n, f).index_add(0, self.cg_m3, terms)  # [M_out, n, F]
+        return out.transpose(0, 1)  # [n, M_out, F]

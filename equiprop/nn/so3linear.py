@@ -16,7 +16,7 @@ class SO3Linear(nn.Module):
 
     def __init__(self, lmax: int, in_features: int, out_features: int, bias: bool = True):
         super().__init__()
-        self.lmax = check_lmax(lmax)
+        self.lmax = check_lmax(lmax, minimum=0)
         self.weight = nn.Parameter(torch.randn(self.lmax + 1, in_features, out_features) / math.sqrt(in_features))
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
         self.register_buffer("degree", degree_of_component(self.lmax), persistent=False)

@@ -11,10 +11,13 @@ import torch
 
 from equiprop.errors import InputError
 from equiprop.models import SchNet, SO3Net
+from equiprop.nn.irreps import coupling_paths
 
-FORMAT = "equiprop-checkpoint-2"
-#: Format 1 SO3Net weights used the feature layout [n, F, M]; format 2 uses [n, M, F] (SchNet is unchanged).
-OLD_FORMATS = {"equiprop-checkpoint-1": {"schnet"}}
+FORMAT = "equiprop-checkpoint-3"
+#: Readable older formats and their models. Format 1 SO3Net weights used the feature layout [n, F, M] (not
+#: readable); format 2 SO3Net's last interaction had weights for every degree, of which format 3 keeps the
+#: ones its readouts use (converted on loading). SchNet is unchanged since format 1.
+OLD_FORMATS = {"equiprop-checkpoint-1": {"schnet"}, "equiprop-checkpoint-2": {"schnet", "so3net"}}
 #: Checkpoint name of each model class (an explicit table, not a registry).
 MODEL_CLASSES = {"schnet": SchNet, "so3net": SO3Net}
 
@@ -60,7 +63,34 @@ def load_checkpoint(path) -> dict:
             f"{path}: {payload.get('model')} checkpoint written by an older equiprop ({payload['format']}) whose "
             f"weight layout this version does not read; retrain it (or use the equiprop that wrote it)"
         )
+    if payload["format"] == "equiprop-checkpoint-2" and payload["model"] == "so3net":
+        payload["state_dict"] = _trim_last_interaction(payload["hparams"], payload["state_dict"])
+        payload["converted_from"] = payload["format"]
     return payload
+
+
+def _trim_last_interaction(hparams: dict, state: dict) -> dict:
+    """Format 2 -> 3 SO3Net weights: keep the last interaction's weights for the degrees it still computes.
+
+    The product keeps its paths into those degrees; linear maps and gates their
+    leading degrees. The network computes the same function as before.
+    """
+    model = SO3Net(**hparams)  # for the shapes only (e3nn's constructors do not run on the meta device)
+    last = len(model.interactions) - 1
+    product = model.interactions[last].product
+    full = coupling_paths(product.lmax, product.lmax, product.lmax)
+    rows = [full.index(p) for p in coupling_paths(product.lmax, product.lmax, product.lmax_out)]
+    trimmed = {}
+    for key, target in model.state_dict().items():
+        if key not in state:
+            continue  # load_state_dict names what is missing
+        value = state[key]
+        if key == f"interactions.{last}.product.weight":
+            value = value[rows]
+        elif value.shape != target.shape:
+            value = value[tuple(slice(0, n) for n in target.shape)]
+        trimmed[key] = value
+    return trimmed
 
 
 def model_from_checkpoint(payload: dict, source="checkpoint", device="cpu"):

@@ -60,6 +60,9 @@ def _new_trainer(config: TrainConfig, run_dir: Path, log, ranks, device) -> tupl
 
 def _resumed_trainer(requested: TrainConfig, run_dir: Path, log, ranks, device) -> tuple[Trainer, Splits]:
     payload = load_checkpoint(run_dir / "last.pt")
+    if "converted_from" in payload:
+        raise InputError(f"{run_dir / 'last.pt'}: written by an older equiprop ({payload['converted_from']}); its weights "
+                         f"load for evaluate, predict and check, but resuming needs a run of this version: start a new one")
     saved = TrainConfig(**payload["config"])
     changed = [k for k, v in requested.to_dict().items() if k not in RESUMABLE_CHANGES + ("out",) and v != getattr(saved, k)]
     if changed:
