@@ -8,6 +8,8 @@ from ase.neighborlist import neighbor_list as ase_neighbor_list
 
 from conftest import periodic_water, water_cluster
 from equiprop.data import LabelKeys, TypeMap, atoms_to_graph, collate, read_labels
+from equiprop.data.batch import has_paired_edges
+from equiprop.data.neighbors import pair_order
 from equiprop.keys import Property
 from equiprop.nn import edge_vectors
 from equiprop.train import element_counts, fit_element_energies
@@ -32,6 +34,7 @@ def test_neighbour_list_matches_ase(make):
     ours = edge_set(graph.edge_index[0], graph.edge_index[1], graph.cell_shifts.numpy())
     theirs = edge_set(*ase_neighbor_list("ijS", atoms, cutoff))
     assert ours == theirs and len(ours) == graph.n_edges > 0
+    assert has_paired_edges(graph)  # edge e + n/2 reverses edge e, periodic images included
     batch = collate([graph])
     vectors = edge_vectors(batch.positions, batch.edge_index, batch.cell_shifts, batch.cell, batch.structure)
     _, _, distances = ase_neighbor_list("ijd", atoms, cutoff)
@@ -54,13 +57,17 @@ def test_collate_offsets_and_structure_ids():
     batch = collate(graphs)
     assert batch.n_structures == 3 and batch.n_atoms.tolist() == [3, 9, 6]
     assert batch.structure.tolist() == [0] * 3 + [1] * 9 + [2] * 6
-    start = 0
+    assert batch.paired_edges  # first halves of all graphs, then their second halves
+    half, start = batch.edge_index.shape[1] // 2, 0
     for k, g in enumerate(graphs):
-        edges = batch.edge_index[:, start : start + g.n_edges]
+        h = g.n_edges // 2
+        edges = torch.cat([batch.edge_index[:, start : start + h], batch.edge_index[:, half + start : half + start + h]], 1)
         assert torch.equal(edges - int(batch.n_atoms[:k].sum()), g.edge_index)
         assert torch.equal(batch.structure[edges], torch.full_like(edges, k))  # no edge crosses structures
-        start += g.n_edges
-    assert start == batch.edge_index.shape[1]
+        start += h
+    assert 2 * start == batch.edge_index.shape[1]
+    assert torch.equal(batch.edge_index[:, half:], batch.edge_index[:, :half].flip(0))
+    assert torch.equal(batch.cell_shifts[half:], -batch.cell_shifts[:half])
     assert batch.to(dtype=torch.float32).positions.dtype == torch.float32
     assert batch.to(dtype=torch.float32).types.dtype == torch.int64
 
@@ -89,3 +96,25 @@ def test_fit_element_energies():
     fitted = fit_element_energies(water_only, water_only @ references)
     assert np.isclose(2 * fitted[0] + fitted[1], 2 * references[0] + references[1])
     assert np.linalg.norm(fitted) < np.linalg.norm(references)  # the minimum-norm solution
+
+
+def test_pair_order_completes_a_pair_listed_one_way():
+    """At exactly the cutoff, rounding may list a pair in one direction only: the graph gets both."""
+    i, j = np.array([0, 1, 0, 2]), np.array([1, 0, 2, 0])
+    shifts, distances = np.array([[0, 0, 0], [0, 0, 0], [1, 0, 0], [-1, 0, 0]]), np.array([1.0, 1.0, 2.0, 2.0])
+    for drop in range(4):
+        keep = np.arange(4) != drop
+        pi, pj, ps, pd = pair_order(i[keep], j[keep], shifts[keep], distances[keep])
+        assert edge_set(pi, pj, ps) == edge_set(i, j, shifts) and np.allclose(np.sort(pd), np.sort(distances))
+        assert (pi[2:] == pj[:2]).all() and (ps[2:] == -ps[:2]).all()
+
+
+def test_unpaired_graphs_batch_without_the_pair_flag():
+    from dataclasses import replace
+
+    graph = atoms_to_graph(water_cluster(2), TYPES, 3.0)
+    order = torch.arange(graph.n_edges)
+    order[:2] = torch.tensor([1, 0])  # two edges of the first half swapped: no longer opposite their reverses
+    shuffled = replace(graph, edge_index=graph.edge_index[:, order], cell_shifts=graph.cell_shifts[order])
+    assert not has_paired_edges(shuffled) and not collate([graph, shuffled]).paired_edges
+    assert collate([graph, graph]).paired_edges

@@ -101,16 +101,19 @@ class SO3Net(AtomisticModel):
             self.dipole_head = VectorReadout(features, features) if self.predicts_dipole else None
 
     def represent(self, batch: GraphBatch, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        distances = torch.linalg.norm(vectors, dim=1)  # [n_edges]
+        paired = batch.paired_edges  # the second half of the edges reverses the first: edge functions once per pair
+        if paired:
+            vectors = vectors[: vectors.shape[0] // 2]
+        distances = torch.linalg.norm(vectors, dim=1)  # [n_edges] (or n_edges / 2)
         rbf, fcut = self.rbf(distances), self.fcut(distances)  # [n_edges, n_rbf], [n_edges]
         sh = self.sh(vectors)  # [n_edges, (lmax + 1)^2]
         x = self.embedding(batch.types)[:, None]  # [n_atoms, 1, features]: scalars; higher l start at zero
         save_memory = x.shape[0] >= CHECKPOINT_ATOMS and torch.is_grad_enabled()
         for interaction in self.interactions:
             if save_memory:  # recompute each block's intermediates in the backward pass instead of keeping them
-                dx = checkpoint(interaction, x, sh, rbf, fcut, batch.edge_index, use_reentrant=False)
+                dx = checkpoint(interaction, x, sh, rbf, fcut, batch.edge_index, paired, use_reentrant=False)
             else:
-                dx = interaction(x, sh, rbf, fcut, batch.edge_index)  # [n_atoms, (lmax + 1)^2, features]
+                dx = interaction(x, sh, rbf, fcut, batch.edge_index, paired)  # [n_atoms, (lmax + 1)^2, features]
             x = residual(x, dx)
         atomic_dipoles = self.dipole_head(x) if self.dipole_head is not None else None  # [n_atoms, 3]
         return x[:, 0], atomic_dipoles

@@ -16,7 +16,8 @@ class SO3Interaction(nn.Module):
     ``dx = conv(x)``; ``dx = dx + TP(dx, Linear(dx))`` (body order);
     ``dx = Linear(Gate(Linear(dx)))``. Shapes: ``x [n_atoms, (lmax + 1)^2, F]``
     (or ``[n_atoms, 1, F]``, scalars only), ``sh [n_edges, (lmax + 1)^2]``,
-    ``rbf [n_edges, n_rbf]``, ``fcut [n_edges]`` -> ``[n_atoms, (lmax_out + 1)^2, F]``.
+    ``rbf [n_edges, n_rbf]``, ``fcut [n_edges]`` -> ``[n_atoms, (lmax_out + 1)^2, F]``
+    (``paired``: see :class:`SO3Convolution`).
     ``lmax_out < lmax`` (the last interaction) computes only the degrees the
     readouts use, after a full convolution: the result equals the first
     ``(lmax_out + 1)^2`` components of the full block's.
@@ -32,7 +33,7 @@ class SO3Interaction(nn.Module):
         self.gate = GatedNonlinearity(lmax_out, features)
         self.mix = SO3Linear(lmax_out, features, features)
 
-    def forward(self, x, sh, rbf, fcut, edge_index) -> torch.Tensor:
-        dx = self.conv(x, sh, rbf, fcut, edge_index)  # [n_atoms, M, F]
+    def forward(self, x, sh, rbf, fcut, edge_index, paired: bool = False) -> torch.Tensor:
+        dx = self.conv(x, sh, rbf, fcut, edge_index, paired)  # [n_atoms, M, F]
         dx = dx[:, : n_components(self.product.lmax_out)] + self.product(dx)  # [n_atoms, M_out, F]
         return self.mix(self.gate(self.pre_gate(dx)))

@@ -6,7 +6,7 @@ import torch
 from e3nn.nn import FullyConnectedNet
 from torch import nn
 
-from equiprop.nn.irreps import check_lmax, coupling_paths, dense_couplings, n_components
+from equiprop.nn.irreps import check_lmax, coupling_paths, degree_of_component, dense_couplings, n_components
 from equiprop.nn.scatter import scatter_sum
 
 
@@ -26,7 +26,9 @@ class SO3Convolution(nn.Module):
     Shapes: ``x [n_atoms, (lmax + 1)^2, features]`` (or ``[n_atoms, 1, features]``: scalars
     only, as in the first interaction), ``sh [n_edges, (lmax + 1)^2]``,
     ``rbf [n_edges, n_rbf]``, ``fcut [n_edges]``, ``edge_index [2, n_edges]``
-    -> ``[n_atoms, (lmax + 1)^2, features]``.
+    -> ``[n_atoms, (lmax + 1)^2, features]``. With ``paired`` (edge ``e + E/2`` is edge
+    ``e`` reversed), ``sh``, ``rbf`` and ``fcut`` are given for the first ``E/2``
+    edges only, and the radial MLP runs once per pair.
     """
 
     def __init__(self, lmax: int, features: int, n_rbf: int, radial_hidden: int = 64, avg_neighbors: float = 8.0):
@@ -42,17 +44,27 @@ class SO3Convolution(nn.Module):
         couplings = dense_couplings(self.paths, lmax, lmax, lmax)  # [P, M1, M2, M3]
         table = couplings.permute(0, 2, 3, 1).reshape(len(self.paths) * m, m * m)  # [P*M2, M3*M1]
         self.register_buffer("sh_table", table.to(torch.get_default_dtype()), persistent=False)
+        degree = degree_of_component(lmax)
+        parity = (-1.0) ** (degree[:, None] + degree[None, :])  # [M3, M1]: (-1)^(l1 + l3) = (-1)^l2 on every path
+        self.register_buffer("parity", parity.to(torch.get_default_dtype()), persistent=False)
 
-    def forward(self, x, sh, rbf, fcut, edge_index) -> torch.Tensor:
+    def forward(self, x, sh, rbf, fcut, edge_index, paired: bool = False) -> torch.Tensor:
         i, j = edge_index
-        n_edges, m = sh.shape
         m_in = x.shape[1]  # M, or 1 for scalar-only input (the first interaction)
-        weights = self.radial(rbf * self.rbf_scale) * fcut[:, None]  # [E, P + F]
-        path_weights, channel_weights = weights.split([len(self.paths), self.features], dim=1)  # [E, P], [E, F]
-        weighted_sh = (path_weights[:, :, None] * sh[:, None, :]).view(n_edges, -1)  # [E, P*M2]
-        table = self.sh_table if m_in == m else self.sh_table.view(-1, m, m)[:, :, :m_in].reshape(-1, m * m_in)
-        coupling = (weighted_sh @ table).view(n_edges, m, m_in)  # [E, M3, M1]: sum_p w_p CG_p(Y)
+        coupling, channel_weights = self.edge_weights(sh, rbf, fcut, m_in)  # [E', M3, M1], [E', F]
+        if paired:  # sh, rbf, fcut of the first half; the second half reversed: Y_l(-r) = (-1)^l Y_l(r)
+            coupling = torch.cat([coupling, coupling * self.parity[:, :m_in]])  # [E, M3, M1]
+            channel_weights = torch.cat([channel_weights, channel_weights])  # [E, F]
         sender = x.index_select(0, j) * channel_weights[:, None, :]  # [E, M1, F]
         # scalar input: the coupling is one column, the product an outer product (no per-edge matmul)
         messages = coupling * sender if m_in == 1 else torch.bmm(coupling, sender)  # [E, M3, F]
         return scatter_sum(messages, i, x.shape[0]) * self.norm  # [n_atoms, M3, F]
+
+    def edge_weights(self, sh, rbf, fcut, m_in: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-edge coupling ``sum_p w_p(r) CG_p(Y)`` ``[E, M3, m_in]`` and channel weights ``[E, F]``."""
+        n_edges, m = sh.shape
+        weights = self.radial(rbf * self.rbf_scale) * fcut[:, None]  # [E, P + F]
+        path_weights, channel_weights = weights.split([len(self.paths), self.features], dim=1)  # [E, P], [E, F]
+        weighted_sh = (path_weights[:, :, None] * sh[:, None, :]).view(n_edges, -1)  # [E, P*M2]
+        table = self.sh_table if m_in == m else self.sh_table.view(-1, m, m)[:, :, :m_in].reshape(-1, m * m_in)
+        return (weighted_sh @ table).view(n_edges, m, m_in), channel_weights
