@@ -59,14 +59,15 @@ def test_batch_equals_singles(kind, dtype):
         assert_close(batched["forces"][k], single["forces"][0], dtype)
 
 
-def test_paired_edges_shortcut_equals_the_generic_path():
-    """SO3Net's radial functions once per pair (paired batch) give what every edge on its own gives."""
+@pytest.mark.parametrize("kind", KINDS)
+def test_paired_edges_shortcut_equals_the_generic_path(kind):
+    """Radial functions once per pair (paired batch) give what every edge on its own gives."""
     from dataclasses import replace
 
     from equiprop.data import collate, frames_to_graphs
     from equiprop.keys import Property
 
-    model = make_model("so3net", torch.float64)
+    model = make_model(kind, torch.float64)
     frames = [water_cluster(3, seed=9), periodic_water(seed=10)]
     batch = collate(frames_to_graphs(frames, model.type_map, model.cutoff))
     assert batch.paired_edges

@@ -12,15 +12,19 @@ class CFConv(nn.Module):
 
     Shapes: ``x [n_atoms, features]``, ``rbf [n_edges, n_rbf]``,
     ``fcut [n_edges]``, ``edge_index [2, n_edges]`` -> ``[n_atoms, features]``.
+    With ``paired`` (edge ``e + E/2`` is edge ``e`` reversed), ``rbf`` and ``fcut``
+    cover the first half only: the filter depends on the distance alone.
     """
 
     def __init__(self, features: int, n_rbf: int):
         super().__init__()
         self.filter = mlp([n_rbf, features, features], ShiftedSoftplus)
 
-    def forward(self, x, rbf, fcut, edge_index) -> torch.Tensor:
+    def forward(self, x, rbf, fcut, edge_index, paired: bool = False) -> torch.Tensor:
         i, j = edge_index
-        w = self.filter(rbf) * fcut[:, None]  # [n_edges, features]
+        w = self.filter(rbf) * fcut[:, None]  # [n_edges, features] (or n_edges / 2)
+        if paired:
+            w = torch.cat([w, w])
         return scatter_sum(x[j] * w, i, x.shape[0])
 
 
@@ -37,5 +41,5 @@ class SchNetInteraction(nn.Module):
         self.conv = CFConv(features, n_rbf)
         self.update = mlp([features, features, features], ShiftedSoftplus)
 
-    def forward(self, x, rbf, fcut, edge_index) -> torch.Tensor:
-        return self.update(self.conv(self.in2filter(x), rbf, fcut, edge_index))
+    def forward(self, x, rbf, fcut, edge_index, paired: bool = False) -> torch.Tensor:
+        return self.update(self.conv(self.in2filter(x), rbf, fcut, edge_index, paired))

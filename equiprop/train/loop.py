@@ -69,7 +69,8 @@ class Trainer:
         self.scales = {p: scales[p.value] for p in self.targets}
         self.weights = {p: config.weight(p) for p in self.targets}
         self.run_dir, self.log = Path(run_dir), log
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                                           foreach=True)  # one kernel per step for all tensors (CPU default: a loop)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, factor=config.lr_factor, patience=config.lr_patience)
         self.ema = AveragedModel(model, multi_avg_fn=ema_update(config.ema_decay), use_buffers=True)
         self.progress = Progress()
