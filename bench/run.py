@@ -24,6 +24,9 @@ from equiprop.datasets import water_pbe0
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
 COMMON = ["--batch-size", "16", "--cutoff", "4.0", "--features", "32", "--threads", "2"]
+#: glibc's malloc keeping freed blocks for reuse, as equiprop sets it in-process (equiprop/train/allocator.py);
+#: the environment variables give the peers' processes the same allocator behaviour (--allocator equal).
+EQUAL_ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str((1 << 31) - 1)}
 
 #: (label, python, script, extra flags)
 JOBS = [
@@ -46,13 +49,15 @@ def write_split(folder: Path) -> None:
         ase.io.write(folder / f"{name}.xyz", [frames[k] for k in getattr(split, name)], format="extxyz")
 
 
-def run_job(label, python, script, flags, budget, split, common=COMMON, out_dir=OUT) -> dict | None:
+def run_job(label, python, script, flags, budget, split, common=COMMON, out_dir=OUT, allocator="equal") -> dict | None:
     """Run one model's benchmark script in its own process (and venv); its JSON report, or None."""
     if not (ROOT / python).exists() and not Path(python).exists():
         print(f"skip {label}: {python} missing (run bash bench/peers/setup_peers.sh)")
         return None
     out = Path(out_dir) / (label.replace(" ", "_").replace("(", "").replace(")", "") + ".json")
     env = dict(os.environ)  # jobs run one after another: keep the machine otherwise idle (docs/performance.md)
+    if allocator == "equal":
+        env.update(EQUAL_ALLOCATOR)
     command = [python, script, "--split-dir", str(split), "--budget", str(budget), *common, *flags, "--out", str(out)]
     print(f"run {label} ...", flush=True)
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
@@ -93,20 +98,25 @@ def main():
     parser.add_argument("--scaling", action="store_true", help="also run bench/scaling.py")
     parser.add_argument("--only", nargs="*", help="labels (prefixes) of the jobs to run")
     parser.add_argument("--doc", default=str(ROOT / "docs" / "benchmarks.md"))
+    parser.add_argument("--allocator", choices=["equal", "shipped"], default="equal",
+                        help="equal: every job with the malloc setting equiprop uses; shipped: peers with glibc's defaults")
     args = parser.parse_args()
     if args.setup:
         subprocess.run(["bash", "bench/peers/setup_peers.sh"], cwd=ROOT, check=True)
     split = OUT / "split"
     write_split(split)
     jobs = [j for j in JOBS if not args.only or any(j[0].startswith(p) for p in args.only)]
-    results = [r for r in (run_job(*job, args.budget, split) for job in jobs) if r is not None]
+    results = [r for r in (run_job(*job, args.budget, split, allocator=args.allocator) for job in jobs) if r is not None]
     text = table(results)
     print(text)
     command = "python bench/run.py " + " ".join(sys.argv[1:])
     doc = [f"## Side by side, {datetime.date.today()}", "", f"Command: `{command}`", "", f"Machine: {machine()}", "",
            f"Each model trained for {args.budget:.0f} s of training steps on the shipped PBE0 water data (320 train / "
            "40 val / 40 test, seed 0), batch 16, cutoff 4 A, 32 features, float32, loss weights energy 0.03 "
-           "(per atom, normalised), forces 1, dipole 1, charges 1. Errors: test MAE.", "", text, ""]
+           "(per atom, normalised), forces 1, dipole 1, charges 1. Errors: test MAE. "
+           + ("Every job ran with glibc's malloc keeping freed memory (`MALLOC_MMAP_THRESHOLD_`, "
+              "`MALLOC_TRIM_THRESHOLD_`: what equiprop sets in its own process), so no model gains from the allocator."
+              if args.allocator == "equal" else "The peers ran with glibc's default malloc settings."), "", text, ""]
     if args.scaling:
         done = subprocess.run([sys.executable, "bench/scaling.py"], cwd=ROOT, capture_output=True, text=True)
         doc += ["### Inference scaling (SO3Net, periodic liquid water, energy + forces)", "", "```", done.stdout.strip(), "```", ""]
