@@ -119,7 +119,7 @@ def main():
               if args.allocator == "equal" else "The peers ran with glibc's default malloc settings."), "", text, ""]
     if args.scaling:
         done = subprocess.run([sys.executable, "bench/scaling.py"], cwd=ROOT, capture_output=True, text=True)
-        doc += ["### Inference scaling (SO3Net, periodic liquid water, energy + forces)", "", "```", done.stdout.strip(), "```", ""]
+        doc += ["### Inference scaling (SO3Net, periodic liquid water, energy + forces)", "", "```", done.stdout.strip("\n"), "```", ""]
         print(done.stdout)
     Path(args.doc).write_text(Path(args.doc).read_text() + "\n".join(doc) + "\n" if Path(args.doc).exists() else
                               "# Benchmarks\n\n" + "\n".join(doc) + "\n")

@@ -4,13 +4,15 @@
 10 batches of 16 structures, one untimed pass, then ``--repeats`` timed passes with and without
 forces; prints their median, or with ``--statistic best`` the fastest (this machine's
 run-to-run noise is about 15% for a single pass and drifts by up to 30% over minutes: compare
-versions by alternating them).
+versions by alternating them). ``--edges alternate`` compares paired and unpaired batches in one
+process, passes alternated; ``--allocator glibc`` runs with the C library's malloc defaults.
 Used for the measurements in docs/performance.md.
 """
 
 import argparse
 import statistics
 import time
+from dataclasses import replace
 
 import torch
 
@@ -29,6 +31,9 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--statistic", choices=["median", "best"], default="median")
+    p.add_argument("--edges", choices=["paired", "unpaired", "alternate"], default="paired",
+                   help="unpaired: batches without the edge-pair marking (radial functions for every edge); alternate: "
+                        "both in one process, passes alternated (docs/performance.md, step 12)")
     p.add_argument("--allocator", choices=["keep", "glibc"], default="keep",
                    help="keep: equiprop's malloc setting (as in training); glibc: the C library's defaults")
     args = p.parse_args()
@@ -42,11 +47,14 @@ def main():
     model = equiprop.SO3Net(lmax=args.lmax, **common) if args.model == "so3net" else equiprop.SchNet(**common)
     frames = datasets.water_pbe0()[:160]
     graphs = frames_to_graphs(frames, model.type_map, model.cutoff)
-    batches = [collate(graphs[k : k + 16]).to(dtype=torch.float32) for k in range(0, 160, 16)]
+    paired = [collate(graphs[k : k + 16]).to(dtype=torch.float32) for k in range(0, 160, 16)]
+    variants = {"paired": paired, "unpaired": [replace(b, paired_edges=False) for b in paired]}
+    if args.edges != "alternate":
+        variants = {args.edges: variants[args.edges]}
     optimizer = torch.optim.Adam(model.parameters(), 1e-3)
     model.train()
 
-    def one_pass(forces: bool) -> float:
+    def one_pass(batches, forces: bool) -> float:
         start = time.perf_counter()
         for batch in batches:
             out = model(batch, compute_forces=forces)
@@ -56,13 +64,18 @@ def main():
             optimizer.step()
         return 160 / (time.perf_counter() - start)
 
-    one_pass(True)
     summary = max if args.statistic == "best" else statistics.median
-    with_forces = summary([one_pass(True) for _ in range(args.repeats)])
-    without = summary([one_pass(False) for _ in range(args.repeats)])
-    print(f"{args.model} params {sum(p.numel() for p in model.parameters())}: "
-          f"{with_forces:.0f} structures/s with forces, {without:.0f} without ({args.statistic} of {args.repeats}, "
-          f"allocator {args.allocator})")
+    params = sum(p.numel() for p in model.parameters())
+    for forces in (True, False):
+        rates = {name: [] for name in variants}
+        for batches in variants.values():
+            one_pass(batches, forces)  # warm-up
+        for k in range(args.repeats):  # alternated, the order flipped every round
+            for name, batches in (list(variants.items()) if k % 2 == 0 else reversed(variants.items())):
+                rates[name].append(one_pass(batches, forces))
+        for name, values in rates.items():
+            print(f"{args.model} params {params}, {name} edges, {'with' if forces else 'without'} forces: "
+                  f"{summary(values):.0f} structures/s ({args.statistic} of {args.repeats}, allocator {args.allocator})")
 
 
 if __name__ == "__main__":

@@ -11,17 +11,16 @@ from equiprop.nn.scatter import scatter_sum
 
 
 class SO3Convolution(nn.Module):
-    """``y_i = 1/sqrt(avg_neighbors) * sum_j b_l3(r_ij) * CG(a_l1(r_ij) * x_j, Y(r_ij))``.
+    """``y_i = 1/sqrt(avg_neighbors) * sum_j c(r_ij) * sum_p w_p(r_ij) CG_p(x_j, Y(r_ij))``.
 
     A channel-wise tensor product of the sender's features with the spherical
     harmonics of the edge direction, summed over all coupling paths
-    ``l1 x l2 -> l3`` (natural parity). The radial MLP (scaled by the smooth
-    cutoff) gives every edge and channel one weight per input degree
-    (``a_l1``) and one per output degree (``b_l3``), so path ``(l1, l2, l3)``
-    is weighted by ``a_l1 * b_l3``: a separable form of NequIP/MACE's
-    per-path weights that keeps every edge tensor at ``[n_edges, (lmax + 1)^2,
-    features]`` (the per-path form needs one row per path component, 35
-    instead of 9 at lmax 2; see docs/performance.md).
+    ``p = (l1, l2, l3)`` (natural parity). The radial MLP (scaled by the smooth
+    cutoff) gives every edge one weight per path ``w_p``, shared by all
+    channels, and one per channel ``c_f``, shared by all paths: a separable form
+    of NequIP/MACE's per-path, per-channel weights. The path weights fold into
+    one ``[(lmax + 1)^2, (lmax + 1)^2]`` coupling matrix per edge, so every edge
+    tensor stays ``[n_edges, (lmax + 1)^2, features]`` (docs/design.md).
 
     Shapes: ``x [n_atoms, (lmax + 1)^2, features]`` (or ``[n_atoms, 1, features]``: scalars
     only, as in the first interaction), ``sh [n_edges, (lmax + 1)^2]``,
