@@ -100,6 +100,16 @@ class Trainer:
         save_checkpoint(self.run_dir / name, model, self.config.to_dict(), {p.value: s for p, s in self.scales.items()},
                         None if best else self.state())
 
+    def close(self) -> None:
+        """Drop the DistributedDataParallel wrapper before the process group is destroyed.
+
+        Its C++ reducer holds the gloo process group; freed last, from the
+        reducer's destructor, the group joins its worker threads while the GIL
+        is held, and a worker that needs the GIL to release a finished tensor
+        deadlocks the process (seen once in a fresh-clone test run; docs/distributed.md).
+        """
+        self.net = self.model
+
     # -- loop --------------------------------------------------------------
     def fit(self) -> Progress:
         """Train until ``epochs``, early stopping or ``max_time``; Ctrl-C stops after the current step."""

@@ -28,6 +28,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False, lo
     directory and evaluates the test set (other ranks return ``{}``).
     """
     ranks, device, joined = distributed.start(config.device)
+    trainer = None
     try:
         log = log if ranks.is_main else _quiet
         run_dir = distributed.on_main(lambda: prepare_run_dir(config.out, resume, overwrite, log), ranks)
@@ -37,6 +38,8 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False, lo
         distributed.barrier(ranks)
         return finish(trainer.config, run_dir, splits.test, log, device) if ranks.is_main else {}
     finally:
+        if trainer is not None:
+            trainer.close()  # the DDP reducer must not outlive the process group (Trainer.close)
         if joined:
             distributed.stop()
 
