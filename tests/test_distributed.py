@@ -2,6 +2,7 @@
 
 import csv
 import os
+import signal
 import subprocess
 import sys
 
@@ -21,10 +22,19 @@ def _rows(run_dir):
         return list(csv.DictReader(handle))
 
 
-def _torchrun(args, timeout=600):
+def _torchrun(args, timeout=240):
+    """torchrun with two ranks (~10 s here); on a hang, kill torchrun and its ranks and fail with their output."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # two ranks share the two cores
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "equiprop"]
-    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=timeout, env=env)
+    process = subprocess.Popen([*command, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)  # the ranks too: they would outlive torchrun
+        stdout, stderr = process.communicate()
+        pytest.fail(f"torchrun {' '.join(args)} did not finish in {timeout} s:\n{stderr[-3000:]}")
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 def test_two_ranks_train_exactly_like_one_process(slice_file, tmp_path):
