@@ -69,8 +69,7 @@ class Trainer:
         self.scales = {p: scales[p.value] for p in self.targets}
         self.weights = {p: config.weight(p) for p in self.targets}
         self.run_dir, self.log = Path(run_dir), log
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
-                                           foreach=True)  # one kernel per step for all tensors (CPU default: a loop)
+        self.optimizer = adamw(model, config.lr, config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, factor=config.lr_factor, patience=config.lr_patience)
         self.ema = AveragedModel(model, multi_avg_fn=ema_update(config.ema_decay), use_buffers=True)
         self.progress = Progress()
@@ -239,6 +238,19 @@ class Trainer:
             raise KeyboardInterrupt
         self.signal_received = True
         self.log("stopping after this step (Ctrl-C again to abort at once)")
+
+
+def adamw(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW as one fused kernel per step where the device has it (CPU and CUDA do), else multi-tensor.
+
+    PyTorch's CPU default is a Python loop over the parameter tensors with
+    several small copies each: 0.79 ms per step for SO3Net's 48k parameters
+    against 0.26 ms fused (docs/performance.md, step 13).
+    """
+    try:
+        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
+    except RuntimeError:
+        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, foreach=True)
 
 
 def ema_update(decay: float):
