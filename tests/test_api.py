@@ -43,3 +43,24 @@ def test_hparams_rebuild_the_model():
     frames = [water_cluster(2)]
     assert np.array_equal(clone.predict(frames)["energy"], m.predict(frames)["energy"])
     assert m.hparams["elements"] == ["O", "H"] and m.hparams["dtype"] == "float32"
+
+
+def test_adamw_is_fused_on_cpu_and_steps_like_the_reference():
+    """The trainer's optimiser: PyTorch's fused AdamW where available, the same update as the per-tensor loop."""
+    import torch
+
+    from equiprop.train.loop import adamw
+
+    torch.manual_seed(0)
+    model = equiprop.SchNet(elements=["H", "O"], features=8, interactions=1, dtype="float64")
+    reference = [p.detach().clone().requires_grad_() for p in model.parameters()]
+    fused, loop = adamw(model, 1e-2, 1e-3), torch.optim.AdamW(reference, lr=1e-2, weight_decay=1e-3, foreach=False)
+    assert fused.param_groups[0]["fused"]
+    for step in range(3):
+        for p, q in zip(model.parameters(), reference):
+            p.grad = torch.full_like(p, 0.1 * (step + 1)) + p.detach()
+            q.grad = p.grad.clone()
+        fused.step()
+        loop.step()
+    for p, q in zip(model.parameters(), reference):
+        assert torch.allclose(p, q, rtol=1e-12, atol=1e-14)
