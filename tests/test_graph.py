@@ -9,7 +9,6 @@ from ase.neighborlist import neighbor_list as ase_neighbor_list
 from conftest import periodic_water, water_cluster
 from equiprop.data import LabelKeys, TypeMap, atoms_to_graph, collate, read_labels
 from equiprop.data.batch import has_paired_edges
-from equiprop.data.neighbors import pair_order
 from equiprop.keys import Property
 from equiprop.nn import edge_vectors
 from equiprop.train import element_counts, fit_element_energies
@@ -96,17 +95,6 @@ def test_fit_element_energies():
     fitted = fit_element_energies(water_only, water_only @ references)
     assert np.isclose(2 * fitted[0] + fitted[1], 2 * references[0] + references[1])
     assert np.linalg.norm(fitted) < np.linalg.norm(references)  # the minimum-norm solution
-
-
-def test_pair_order_completes_a_pair_listed_one_way():
-    """At exactly the cutoff, rounding may list a pair in one direction only: the graph gets both."""
-    i, j = np.array([0, 1, 0, 2]), np.array([1, 0, 2, 0])
-    shifts, distances = np.array([[0, 0, 0], [0, 0, 0], [1, 0, 0], [-1, 0, 0]]), np.array([1.0, 1.0, 2.0, 2.0])
-    for drop in range(4):
-        keep = np.arange(4) != drop
-        pi, pj, ps, pd = pair_order(i[keep], j[keep], shifts[keep], distances[keep])
-        assert edge_set(pi, pj, ps) == edge_set(i, j, shifts) and np.allclose(np.sort(pd), np.sort(distances))
-        assert (pi[2:] == pj[:2]).all() and (ps[2:] == -ps[:2]).all()
 
 
 def test_unpaired_graphs_batch_without_the_pair_flag():

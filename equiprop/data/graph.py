@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from equiprop.data.neighbors import neighbor_list, pair_order
+from equiprop.data.neighbors import neighbor_list
 from equiprop.data.typemap import TypeMap
 from equiprop.errors import InputError, where
 from equiprop.keys import TOTAL_CHARGE_KEY
@@ -23,7 +23,7 @@ class AtomGraph:
     ``j = edge_index[1, e]``; its vector ``r_ij = r_j - r_i + cell_shifts[e] @ cell``
     is computed in the model's forward pass so that forces come from autograd.
     Edges come in pairs: edge ``e + n_edges / 2`` is edge ``e`` reversed
-    (:func:`equiprop.data.neighbors.pair_order`).
+    (:func:`equiprop.data.neighbors.neighbor_list`).
     """
 
     positions: torch.Tensor  # [n_atoms, 3] float64, Angstrom
@@ -60,7 +60,7 @@ def atoms_to_graph(
     _check_finite(positions, at)
     cell, pbc = np.asarray(atoms.cell.array, dtype=np.float64), np.asarray(atoms.pbc, dtype=bool)
     _check_cell(cell, pbc, at)
-    i, j, shifts, distances = pair_order(*neighbor_list(positions, cell, pbc, cutoff))
+    i, j, shifts, distances = neighbor_list(positions, cell, pbc, cutoff)
     _check_no_overlap(i, j, distances, at)
     return AtomGraph(
         positions=torch.from_numpy(positions.copy()),
