@@ -20,13 +20,11 @@ import ase.io
 
 from equiprop.data.split import split_indices
 from equiprop.datasets import water_pbe0
+from equiprop.train.allocator import ENVIRONMENT as KEEP_FREED_MEMORY
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
 COMMON = ["--batch-size", "16", "--cutoff", "4.0", "--features", "32", "--threads", "2"]
-#: glibc's malloc keeping freed blocks for reuse, as equiprop sets it in-process (equiprop/train/allocator.py);
-#: the environment variables give the peers' processes the same allocator behaviour (--allocator equal).
-EQUAL_ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str((1 << 31) - 1)}
 
 #: (label, python, script, extra flags)
 JOBS = [
@@ -57,7 +55,7 @@ def run_job(label, python, script, flags, budget, split, common=COMMON, out_dir=
     out = Path(out_dir) / (label.replace(" ", "_").replace("(", "").replace(")", "") + ".json")
     env = dict(os.environ)  # jobs run one after another: keep the machine otherwise idle (docs/performance.md)
     if allocator == "equal":
-        env.update(EQUAL_ALLOCATOR)
+        env.update(KEEP_FREED_MEMORY)  # the malloc setting equiprop applies in-process, for the peers too
     command = [python, script, "--split-dir", str(split), "--budget", str(budget), *common, *flags, "--out", str(out)]
     print(f"run {label} ...", flush=True)
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)

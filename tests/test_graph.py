@@ -8,7 +8,6 @@ from ase.neighborlist import neighbor_list as ase_neighbor_list
 
 from conftest import periodic_water, water_cluster
 from equiprop.data import LabelKeys, TypeMap, atoms_to_graph, collate, read_labels
-from equiprop.data.batch import has_paired_edges
 from equiprop.keys import Property
 from equiprop.nn import edge_vectors
 from equiprop.train import element_counts, fit_element_energies
@@ -33,7 +32,7 @@ def test_neighbour_list_matches_ase(make):
     ours = edge_set(graph.edge_index[0], graph.edge_index[1], graph.cell_shifts.numpy())
     theirs = edge_set(*ase_neighbor_list("ijS", atoms, cutoff))
     assert ours == theirs and len(ours) == graph.n_edges > 0
-    assert has_paired_edges(graph)  # edge e + n/2 reverses edge e, periodic images included
+    assert graph.paired_edges  # edge e + n/2 reverses edge e, periodic images included
     batch = collate([graph])
     vectors = edge_vectors(batch.positions, batch.edge_index, batch.cell_shifts, batch.cell, batch.structure)
     _, _, distances = ase_neighbor_list("ijd", atoms, cutoff)
@@ -104,5 +103,5 @@ def test_unpaired_graphs_batch_without_the_pair_flag():
     order = torch.arange(graph.n_edges)
     order[:2] = torch.tensor([1, 0])  # two edges of the first half swapped: no longer opposite their reverses
     shuffled = replace(graph, edge_index=graph.edge_index[:, order], cell_shifts=graph.cell_shifts[order])
-    assert not has_paired_edges(shuffled) and not collate([graph, shuffled]).paired_edges
+    assert not shuffled.paired_edges and not collate([graph, shuffled]).paired_edges
     assert collate([graph, graph]).paired_edges

@@ -61,7 +61,7 @@ def collate(graphs: Sequence[AtomGraph]) -> GraphBatch:
     offsets = (torch.cumsum(n_atoms, 0) - n_atoms).tolist()  # [n_structures]
     edges = [g.edge_index + offset for g, offset in zip(graphs, offsets)]
     shifts = [g.cell_shifts for g in graphs]
-    paired = all(has_paired_edges(g) for g in graphs)
+    paired = all(g.paired_edges for g in graphs)
     if paired:  # [first halves..., second halves...]
         halves = [g.n_edges // 2 for g in graphs]
         edges = [e[:, :h] for e, h in zip(edges, halves)] + [e[:, h:] for e, h in zip(edges, halves)]
@@ -78,9 +78,3 @@ def collate(graphs: Sequence[AtomGraph]) -> GraphBatch:
         paired_edges=paired,
     )
 
-
-def has_paired_edges(graph: AtomGraph) -> bool:
-    """Whether edge ``e + n_edges / 2`` is edge ``e`` reversed, for every e."""
-    half = graph.n_edges // 2
-    e, s = graph.edge_index, graph.cell_shifts
-    return graph.n_edges % 2 == 0 and torch.equal(e[:, half:], e[:, :half].flip(0)) and torch.equal(s[half:], -s[:half])

@@ -1,6 +1,7 @@
 """One structure as a graph: the frozen dataclass between ASE and tensors."""
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -40,6 +41,12 @@ class AtomGraph:
     @property
     def n_edges(self) -> int:
         return self.edge_index.shape[1]
+
+    @cached_property
+    def paired_edges(self) -> bool:
+        """Whether edge ``e + n_edges / 2`` is edge ``e`` reversed, for every e (checked once per graph)."""
+        half, e, s = self.n_edges // 2, self.edge_index, self.cell_shifts
+        return self.n_edges % 2 == 0 and torch.equal(e[:, half:], e[:, :half].flip(0)) and torch.equal(s[half:], -s[:half])
 
 
 def atoms_to_graph(

@@ -78,7 +78,11 @@ class AtomisticModel(nn.Module):
                 self.energy_scale.fill_(atomic_energy_scale(counts, energies, references))
 
     def represent(self, batch: GraphBatch, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Invariant features ``[n_atoms, features]`` and per-atom l=1 vectors ``[n_atoms, 3]`` (or None)."""
+        """Invariant features ``[n_atoms, features]`` and per-atom l=1 vectors ``[n_atoms, 3]`` (or None).
+
+        ``vectors [n_edges, 3]``; for a ``paired_edges`` batch only the first
+        half's ``[n_edges / 2, 3]`` (the second half are their negatives).
+        """
         raise NotImplementedError
 
     def forward(self, batch: GraphBatch, compute_forces: bool = False) -> dict[Property, torch.Tensor]:
@@ -91,7 +95,11 @@ class AtomisticModel(nn.Module):
         positions = batch.positions
         if compute_forces and not positions.requires_grad:
             positions = positions.detach().requires_grad_(True)
-        vectors = edge_vectors(positions, batch.edge_index, batch.cell_shifts, batch.cell, batch.structure)
+        edge_index, cell_shifts = batch.edge_index, batch.cell_shifts
+        if batch.paired_edges:  # the second half reverses the first: geometry once per pair
+            half = edge_index.shape[1] // 2
+            edge_index, cell_shifts = edge_index[:, :half], cell_shifts[:half]
+        vectors = edge_vectors(positions, edge_index, cell_shifts, batch.cell, batch.structure)
         scalars, atomic_dipoles = self.represent(batch, vectors)
         out: dict[Property, torch.Tensor] = {}
         charges = self._charges(scalars, batch) if self.charge_head is not None else None

@@ -101,10 +101,8 @@ class SO3Net(AtomisticModel):
             self.dipole_head = VectorReadout(features, features) if self.predicts_dipole else None
 
     def represent(self, batch: GraphBatch, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        paired = batch.paired_edges  # the second half of the edges reverses the first: edge functions once per pair
-        if paired:
-            vectors = vectors[: vectors.shape[0] // 2]
-        distances = torch.linalg.norm(vectors, dim=1)  # [n_edges] (or n_edges / 2)
+        paired = batch.paired_edges  # vectors of the first half only: edge functions once per pair
+        distances = torch.linalg.norm(vectors, dim=1)  # [n_edges] (n_edges / 2 if paired)
         rbf, fcut = self.rbf(distances), self.fcut(distances)  # [n_edges, n_rbf], [n_edges]
         sh = self.sh(vectors)  # [n_edges, (lmax + 1)^2]
         x = self.embedding(batch.types)[:, None]  # [n_atoms, 1, features]: scalars; higher l start at zero

@@ -20,9 +20,9 @@ class GatedNonlinearity(nn.Module):
         self.gates = nn.Linear(features, self.lmax * features) if self.lmax else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scalars = x[:, 0]  # [n, features]
         if self.gates is None:
             return nn.functional.silu(x)
+        scalars = x[:, 0]  # [n, features]
         gates = torch.sigmoid(self.gates(scalars)).view(x.shape[0], self.lmax, x.shape[2])  # [n, lmax, features]
         gated = x[:, 1:] * repeat_degrees(gates, dim=1, first_degree=1)  # [n, M - 1, features]
         return torch.cat([nn.functional.silu(scalars)[:, None], gated], dim=1)

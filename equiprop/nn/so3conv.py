@@ -43,6 +43,8 @@ class SO3Convolution(nn.Module):
         couplings = dense_couplings(self.paths, lmax, lmax, lmax)  # [P, M1, M2, M3]
         table = couplings.permute(0, 2, 3, 1).reshape(len(self.paths) * m, m * m)  # [P*M2, M3*M1]
         self.register_buffer("sh_table", table.to(torch.get_default_dtype()), persistent=False)
+        scalar_table = table.view(-1, m, m)[:, :, :1].reshape(-1, m)  # [P*M2, M3]: the column of scalar input (m1 = 0)
+        self.register_buffer("sh_table_scalar", scalar_table.to(torch.get_default_dtype()), persistent=False)
         degree = degree_of_component(lmax)
         parity = (-1.0) ** (degree[:, None] + degree[None, :])  # [M3, M1]: (-1)^(l1 + l3) = (-1)^l2 on every path
         self.register_buffer("parity", parity.to(torch.get_default_dtype()), persistent=False)
@@ -60,10 +62,10 @@ class SO3Convolution(nn.Module):
         return scatter_sum(messages, i, x.shape[0]) * self.norm  # [n_atoms, M3, F]
 
     def edge_weights(self, sh, rbf, fcut, m_in: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-edge coupling ``sum_p w_p(r) CG_p(Y)`` ``[E, M3, m_in]`` and channel weights ``[E, F]``."""
+        """Per-edge coupling ``sum_p w_p(r) CG_p(Y)`` ``[E, M3, m_in]`` and channel weights ``[E, F]``; ``m_in`` is M or 1."""
         n_edges, m = sh.shape
         weights = self.radial(rbf * self.rbf_scale) * fcut[:, None]  # [E, P + F]
         path_weights, channel_weights = weights.split([len(self.paths), self.features], dim=1)  # [E, P], [E, F]
         weighted_sh = (path_weights[:, :, None] * sh[:, None, :]).view(n_edges, -1)  # [E, P*M2]
-        table = self.sh_table if m_in == m else self.sh_table.view(-1, m, m)[:, :, :m_in].reshape(-1, m * m_in)
+        table = self.sh_table if m_in == m else self.sh_table_scalar
         return (weighted_sh @ table).view(n_edges, m, m_in), channel_weights

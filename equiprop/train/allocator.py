@@ -26,6 +26,8 @@ _M_MMAP_THRESHOLD = -3
 #: versions any value); larger ones are mapped and unmapped as before.
 _MMAP_THRESHOLDS = (1 << 30, 1 << 25)
 _TRIM_THRESHOLD = (1 << 31) - 1
+#: The same setting for another process, through glibc's environment variables (read when it starts).
+ENVIRONMENT = {"MALLOC_MMAP_THRESHOLD_": str(_MMAP_THRESHOLDS[0]), "MALLOC_TRIM_THRESHOLD_": str(_TRIM_THRESHOLD)}
 
 _applied = False
 
