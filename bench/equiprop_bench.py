@@ -75,6 +75,7 @@ def main():
         "train_structures_per_s": structures / seconds,
         "inference": inference(best, sets["test"], args),
         "peak_memory_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        **({"peak_gpu_mib": torch.cuda.max_memory_allocated() / 2**20} if args.device.startswith("cuda") else {}),
         "test_mae": {**{NAMES[t]: m["mae"] for t, m in test.items()}, **energy_per_structure(best, sets["test"], args)},
         "epochs": progress.step * args.batch_size / len(sets["train"]), "train_seconds": progress.elapsed,
         "steps": progress.step, "host": {"loadavg_1min_end": os.getloadavg()[0], "threads": torch.get_num_threads()},

@@ -90,7 +90,7 @@ def main():
     print(text)
     command = "python bench/qm9_learning_curve.py " + " ".join(sys.argv[1:])
     budgets = ", ".join(f"{b:.0f} s for {n:,}" for n, b in zip(args.sizes, args.budgets))
-    doc = [f"## QM9 learning curves, {datetime.date.today()}", "", f"Command: `{command}`", "", f"Machine: {machine()}", "",
+    doc = [f"## QM9 learning curves, {datetime.date.today()}", "", f"Command: `{command}`", "", f"Machine: {machine('cpu', 2)}", "",
            f"Training time per model: {budgets} molecules (seconds of training steps). Fixed 500 validation and "
            "2,000 test molecules (seed 0); U0 and |mu| trained together (normalised loss, weights 1), batch 32, "
            "cutoff 5 A, 32 features, 3 interactions, float32. Published rows: full QM9 training (110k molecules, "

@@ -24,16 +24,16 @@ from equiprop.train.allocator import ENVIRONMENT as KEEP_FREED_MEMORY
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
-COMMON = ["--batch-size", "16", "--cutoff", "4.0", "--features", "32", "--threads", "2"]
+COMMON = ["--batch-size", "16", "--cutoff", "4.0", "--features", "32"]
 
-#: (label, python, script, extra flags)
+#: (label, peer venv under --venvs or None for this interpreter, script, extra flags)
 JOBS = [
-    ("equiprop SO3Net (lmax 2)", sys.executable, "bench/equiprop_bench.py", ["--model", "so3net", "--interactions", "3", "--lmax", "2"]),
-    ("equiprop SchNet", sys.executable, "bench/equiprop_bench.py", ["--model", "schnet", "--interactions", "3"]),
-    ("schnetpack SchNet", "bench/.venvs/schnetpack/bin/python", "bench/peers/run_schnetpack.py", ["--model", "schnet", "--interactions", "3"]),
-    ("schnetpack PaiNN", "bench/.venvs/schnetpack/bin/python", "bench/peers/run_schnetpack.py", ["--model", "painn", "--interactions", "3"]),
-    ("schnetpack SO3net (lmax 2)", "bench/.venvs/schnetpack/bin/python", "bench/peers/run_schnetpack.py", ["--model", "so3net", "--interactions", "3", "--lmax", "2"]),
-    ("MACE EnergyDipolesMACE", "bench/.venvs/mace/bin/python", "bench/peers/run_mace.py", ["--interactions", "2", "--targets", "energy,forces,dipole"]),
+    ("equiprop SO3Net (lmax 2)", None, "bench/equiprop_bench.py", ["--model", "so3net", "--interactions", "3", "--lmax", "2"]),
+    ("equiprop SchNet", None, "bench/equiprop_bench.py", ["--model", "schnet", "--interactions", "3"]),
+    ("schnetpack SchNet", "schnetpack", "bench/peers/run_schnetpack.py", ["--model", "schnet", "--interactions", "3"]),
+    ("schnetpack PaiNN", "schnetpack", "bench/peers/run_schnetpack.py", ["--model", "painn", "--interactions", "3"]),
+    ("schnetpack SO3net (lmax 2)", "schnetpack", "bench/peers/run_schnetpack.py", ["--model", "so3net", "--interactions", "3", "--lmax", "2"]),
+    ("MACE EnergyDipolesMACE", "mace", "bench/peers/run_mace.py", ["--interactions", "2", "--targets", "energy,forces,dipole"]),
 ]
 ERRORS = [("charges_e", "charges (e)", 1.0), ("dipole_eA", "dipole (me*A)", 1000.0),
           ("energy_meV_per_atom", "energy (meV/atom)", 1.0), ("forces_meV_per_A", "forces (meV/A)", 1.0)]
@@ -47,8 +47,13 @@ def write_split(folder: Path) -> None:
         ase.io.write(folder / f"{name}.xyz", [frames[k] for k in getattr(split, name)], format="extxyz")
 
 
-def run_job(label, python, script, flags, budget, split, common=COMMON, out_dir=OUT, allocator="equal") -> dict | None:
-    """Run one model's benchmark script in its own process (and venv); its JSON report, or None."""
+def run_job(label, python, script, flags, budget, split, common=COMMON, out_dir=OUT, allocator="equal",
+            timeout: float | None = None) -> dict | None:
+    """Run one model's benchmark script in its own process (and venv); its JSON report, or None.
+
+    ``common`` holds the flags every job gets (sizes, threads, device); a job
+    still running after ``timeout`` seconds is stopped and reported as failed.
+    """
     if not (ROOT / python).exists() and not Path(python).exists():
         print(f"skip {label}: {python} missing (run bash bench/peers/setup_peers.sh)")
         return None
@@ -58,24 +63,33 @@ def run_job(label, python, script, flags, budget, split, common=COMMON, out_dir=
         env.update(KEEP_FREED_MEMORY)  # the malloc setting equiprop applies in-process, for the peers too
     command = [python, script, "--split-dir", str(split), "--budget", str(budget), *common, *flags, "--out", str(out)]
     print(f"run {label} ...", flush=True)
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    try:
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        print(f"  failed: still running after {timeout:.0f} s, stopped")
+        return None
     if done.returncode != 0:
-        print(f"  failed: {done.stderr.strip().splitlines()[-1:]}")
+        print("  failed:\n    " + "\n    ".join(done.stderr.strip().splitlines()[-5:]))
         return None
     result = json.loads(out.read_text())
     result["label"] = label
+    summary = {k: result.get(k) for k in ("n_params", "train_structures_per_s", "epochs", "peak_memory_mib", "peak_gpu_mib")}
+    print(f"  {json.dumps({**summary, 'inference': result['inference'], 'test_mae': result['test_mae']})}", flush=True)
     return result
 
 
 def table(results: list[dict]) -> str:
     reference = next((r for r in results if r["label"].startswith("equiprop SO3Net")), results[0])
-    head = ["model", "params", "train structures/s", "x equiprop SO3Net", "inference structures/s (atoms/s)", "peak MiB"]
-    head += [name for _, name, _ in ERRORS]
+    gpu = any("peak_gpu_mib" in r for r in results)
+    head = ["model", "params", "train structures/s", "x equiprop SO3Net", "inference structures/s (atoms/s)", "peak RSS MiB"]
+    head += ["peak GPU MiB"] * gpu + [name for _, name, _ in ERRORS]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
-        speed = r["train_structures_per_s"]
-        row = [r["label"], f"{r['n_params']:,}", f"{speed:.0f}", f"{speed / reference['train_structures_per_s']:.2f}",
+        speed, ours = r["train_structures_per_s"], reference["train_structures_per_s"]
+        timed = speed is not None and ours is not None  # None: the budget ended within the warm-up steps
+        row = [r["label"], f"{r['n_params']:,}", f"{speed:.0f}" if speed else "-", f"{speed / ours:.2f}" if timed else "-",
                f"{r['inference']['structures_per_s']:.0f} ({r['inference']['atoms_per_s']:,.0f})", f"{r['peak_memory_mib']:.0f}"]
+        row += [f"{r['peak_gpu_mib']:.0f}" if "peak_gpu_mib" in r else "-"] * gpu
         for key, _, factor in ERRORS:
             value = r["test_mae"].get(key)
             row.append("-" if value is None else f"{value * factor:.3g}")
@@ -83,10 +97,15 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def machine() -> str:
+def machine(device: str, threads: int) -> str:
     model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     load = os.getloadavg()[0]
-    return f"{model}, {os.cpu_count()} cores, 2 threads per job, Python {platform.python_version()}, load average {load:.2f} at the end"
+    text = f"{model}, {os.cpu_count()} cores, {threads} threads per job, Python {platform.python_version()}"
+    if device.startswith("cuda"):
+        import torch
+
+        text = f"{torch.cuda.get_device_name(torch.device(device))} (torch {torch.__version__}), " + text
+    return text + f", load average {load:.2f} at the end"
 
 
 def main():
@@ -95,20 +114,35 @@ def main():
     parser.add_argument("--setup", action="store_true", help="install the peers first")
     parser.add_argument("--scaling", action="store_true", help="also run bench/scaling.py")
     parser.add_argument("--only", nargs="*", help="labels (prefixes) of the jobs to run")
-    parser.add_argument("--doc", default=str(ROOT / "docs" / "benchmarks.md"))
+    parser.add_argument("--device", default="cpu", help="cpu or cuda: every job, and the scaling")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads per job")
+    parser.add_argument("--out-dir", default=str(OUT), help="the split and each job's JSON report")
+    parser.add_argument("--venvs", default=str(ROOT / "bench" / ".venvs"),
+                        help="folder of the peers' environments: VENVS/schnetpack/bin/python, VENVS/mace/bin/python")
+    parser.add_argument("--doc", default=str(ROOT / "docs" / "benchmarks.md"), help="markdown file the table is appended to")
     parser.add_argument("--allocator", choices=["equal", "shipped"], default="equal",
                         help="equal: every job with the malloc setting equiprop uses; shipped: peers with glibc's defaults")
     args = parser.parse_args()
     if args.setup:
         subprocess.run(["bash", "bench/peers/setup_peers.sh"], cwd=ROOT, check=True)
-    split = OUT / "split"
+    out_dir = Path(args.out_dir)
+    split = out_dir / "split"
     write_split(split)
+    common = [*COMMON, "--threads", str(args.threads), "--device", args.device]
     jobs = [j for j in JOBS if not args.only or any(j[0].startswith(p) for p in args.only)]
-    results = [r for r in (run_job(*job, args.budget, split, allocator=args.allocator) for job in jobs) if r is not None]
+    timeout = args.budget + 600.0  # start-up, evaluation and inference take under a few minutes for every peer
+    results = []
+    for label, venv, script, flags in jobs:
+        python = sys.executable if venv is None else str(Path(args.venvs) / venv / "bin" / "python")
+        result = run_job(label, python, script, flags, args.budget, split, common, out_dir, args.allocator, timeout)
+        if result is not None:
+            results.append(result)
     text = table(results)
     print(text)
     command = "python bench/run.py " + " ".join(sys.argv[1:])
-    doc = [f"## Side by side, {datetime.date.today()}", "", f"Command: `{command}`", "", f"Machine: {machine()}", "",
+    where = " on GPU" if args.device.startswith("cuda") else ""
+    doc = [f"## Side by side{where}, {datetime.date.today()}", "", f"Command: `{command}`", "",
+           f"Machine: {machine(args.device, args.threads)}", "",
            f"Each model trained for {args.budget:.0f} s of training steps on the shipped PBE0 water data (320 train / "
            "40 val / 40 test, seed 0), batch 16, cutoff 4 A, 32 features, float32, loss weights energy 0.03 "
            "(per atom, normalised), forces 1, dipole 1, charges 1. Errors: test MAE. "
@@ -116,7 +150,9 @@ def main():
               "`MALLOC_TRIM_THRESHOLD_`: what equiprop sets in its own process), so no model gains from the allocator."
               if args.allocator == "equal" else "The peers ran with glibc's default malloc settings."), "", text, ""]
     if args.scaling:
-        done = subprocess.run([sys.executable, "bench/scaling.py"], cwd=ROOT, capture_output=True, text=True)
+        repeats = ["--repeats", "1", "2", "3", "4", "5", "6", "8"] if args.device.startswith("cuda") else []
+        done = subprocess.run([sys.executable, "bench/scaling.py", "--device", args.device, *repeats], cwd=ROOT,
+                              capture_output=True, text=True)
         doc += ["### Inference scaling (SO3Net, periodic liquid water, energy + forces)", "", "```", done.stdout.strip("\n"), "```", ""]
         print(done.stdout)
     Path(args.doc).write_text(Path(args.doc).read_text() + "\n".join(doc) + "\n" if Path(args.doc).exists() else

@@ -1,7 +1,9 @@
 """Inference time and peak memory of SO3Net on periodic liquid-water boxes, 192 to 24,000 atoms.
 
 Each size runs in a fresh process (so its peak RSS is its own):
-``python bench/scaling.py [--repeats 1 2 3 4 5] [--out docs/scaling.json]``.
+``python bench/scaling.py [--repeats 1 2 3 4 5] [--device cuda] [--out docs/scaling.json]``.
+On a GPU the peak is also reported for GPU memory (``torch.cuda.max_memory_allocated``);
+times include the neighbour list (vesin, on the CPU) and the copies to and from the device.
 """
 
 import argparse
@@ -31,7 +33,7 @@ def water_box(repeat: int, seed: int = 0):
     return box.repeat(repeat)
 
 
-def measure(repeat: int, cutoff: float) -> dict:
+def measure(repeat: int, cutoff: float, device: str) -> dict:
     import torch
 
     import equiprop
@@ -40,35 +42,40 @@ def measure(repeat: int, cutoff: float) -> dict:
     torch.set_flush_denormal(True)
     atoms = water_box(repeat)
     model = equiprop.SO3Net(elements=["H", "O"], cutoff=cutoff, lmax=2, features=32, interactions=3,
-                            targets=["charges", "dipole", "energy"], avg_neighbors=20.0)
-    model.predict([atoms])  # warm-up
+                            targets=["charges", "dipole", "energy"], avg_neighbors=20.0).to(device)
+    model.predict([atoms])  # warm-up; predict() copies the results to the host, so the timing ends after the GPU's work
     start = time.perf_counter()
     model.predict([atoms])
     seconds = time.perf_counter() - start
-    return {"atoms": len(atoms), "seconds": seconds, "us_per_atom": 1e6 * seconds / len(atoms),
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    row = {"atoms": len(atoms), "seconds": seconds, "us_per_atom": 1e6 * seconds / len(atoms),
+           "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if device.startswith("cuda"):
+        row["peak_gpu_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    return row
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--cutoff", type=float, default=4.0)
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one size
     parser.add_argument("--out")
     args = parser.parse_args()
     if args.one is not None:
-        print(json.dumps(measure(args.one, args.cutoff)))
+        print(json.dumps(measure(args.one, args.cutoff, args.device)))
         return
     rows = []
     for repeat in args.repeats:
-        done = subprocess.run([sys.executable, __file__, "--one", str(repeat), "--cutoff", str(args.cutoff)],
+        done = subprocess.run([sys.executable, __file__, "--one", str(repeat), "--cutoff", str(args.cutoff), "--device", args.device],
                               capture_output=True, text=True)
         if done.returncode != 0:
             rows.append({"repeat": repeat, "error": done.stderr.strip().splitlines()[-1:]})
             break
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(f"{rows[-1]['atoms']:>7d} atoms  {rows[-1]['seconds']:8.2f} s  {rows[-1]['us_per_atom']:7.1f} us/atom  "
-              f"{rows[-1]['peak_rss_mib']:8.0f} MiB", flush=True)
+              f"{rows[-1]['peak_rss_mib']:8.0f} MiB" + (f"  GPU {rows[-1]['peak_gpu_mib']:8.0f} MiB" if "peak_gpu_mib" in rows[-1] else ""),
+              flush=True)
     if args.out:
         with open(args.out, "w") as handle:
             json.dump(rows, handle, indent=2)

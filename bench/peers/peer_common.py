@@ -346,6 +346,7 @@ def base_report(library: str, version: str, args, targets: list[str], data: dict
         "train_structures_per_s": (log.timed_structures / log.timed_seconds) if log.timed_seconds > 0 else None,
         "inference": {k: inference[k] for k in ("structures_per_s", "atoms_per_s")},
         "peak_memory_mib": peak_memory_mib(),
+        **({"peak_gpu_mib": torch.cuda.max_memory_allocated() / 2**20} if args.device.startswith("cuda") else {}),
         "test_mae": test_mae,
         "val_mae": val_mae,
         "epochs": log.structures / n_train,
