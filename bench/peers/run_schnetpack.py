@@ -212,11 +212,11 @@ def make_predict(model, targets):
         model.do_postprocessing = True
         out = model(dict(inputs))
         model.do_postprocessing = False
-        pred = {t: v.detach().double().numpy() for t, v in predictions(out, targets).items()}
-        refs = {t: ref[t].double().numpy() for t in targets}
+        pred = {t: v.detach().cpu().double().numpy() for t, v in predictions(out, targets).items()}
+        refs = {t: ref[t].cpu().double().numpy() for t in targets}
         if "energy" in targets:
-            refs["energy"] = ref["energy_total"].numpy()
-        return pred, refs, inputs[P.n_atoms].numpy()
+            refs["energy"] = ref["energy_total"].cpu().numpy()
+        return pred, refs, inputs[P.n_atoms].cpu().numpy()
 
     return predict
 
