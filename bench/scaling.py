@@ -1,6 +1,7 @@
 """Inference time and peak memory of SO3Net on periodic liquid-water boxes, 192 to 24,000 atoms.
 
-Each size runs in a fresh process (so its peak RSS is its own):
+Each size runs in a fresh process (so its peak RSS is its own); one untimed call, then the
+median of ``--passes`` timed calls of ``model.predict`` (energy + forces, charges, dipole):
 ``python bench/scaling.py [--repeats 1 2 3 4 5] [--device cuda] [--out docs/scaling.json]``.
 On a GPU the peak is also reported for GPU memory (``torch.cuda.max_memory_allocated``);
 times include the neighbour list (vesin, on the CPU) and the copies to and from the device.
@@ -9,6 +10,7 @@ times include the neighbour list (vesin, on the CPU) and the copies to and from 
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -33,7 +35,7 @@ def water_box(repeat: int, seed: int = 0):
     return box.repeat(repeat)
 
 
-def measure(repeat: int, cutoff: float, device: str) -> dict:
+def measure(repeat: int, cutoff: float, device: str, passes: int) -> dict:
     import torch
 
     import equiprop
@@ -44,10 +46,13 @@ def measure(repeat: int, cutoff: float, device: str) -> dict:
     model = equiprop.SO3Net(elements=["H", "O"], cutoff=cutoff, lmax=2, features=32, interactions=3,
                             targets=["charges", "dipole", "energy"], avg_neighbors=20.0).to(device)
     model.predict([atoms])  # warm-up; predict() copies the results to the host, so the timing ends after the GPU's work
-    start = time.perf_counter()
-    model.predict([atoms])
-    seconds = time.perf_counter() - start
-    row = {"atoms": len(atoms), "seconds": seconds, "us_per_atom": 1e6 * seconds / len(atoms),
+    times = []
+    for _ in range(passes):
+        start = time.perf_counter()
+        model.predict([atoms])
+        times.append(time.perf_counter() - start)
+    seconds = statistics.median(times)
+    row = {"atoms": len(atoms), "seconds": seconds, "passes": passes, "us_per_atom": 1e6 * seconds / len(atoms),
            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if device.startswith("cuda"):
         row["peak_gpu_mib"] = torch.cuda.max_memory_allocated() / 2**20
@@ -59,15 +64,17 @@ def main():
     parser.add_argument("--repeats", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--cutoff", type=float, default=4.0)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--passes", type=int, default=3, help="timed calls after one warm-up; the median is reported")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one size
     parser.add_argument("--out")
     args = parser.parse_args()
     if args.one is not None:
-        print(json.dumps(measure(args.one, args.cutoff, args.device)))
+        print(json.dumps(measure(args.one, args.cutoff, args.device, args.passes)))
         return
     rows = []
     for repeat in args.repeats:
-        done = subprocess.run([sys.executable, __file__, "--one", str(repeat), "--cutoff", str(args.cutoff), "--device", args.device],
+        done = subprocess.run([sys.executable, __file__, "--one", str(repeat), "--cutoff", str(args.cutoff), "--device", args.device,
+                               "--passes", str(args.passes)],
                               capture_output=True, text=True)
         if done.returncode != 0:
             rows.append({"repeat": repeat, "error": done.stderr.strip().splitlines()[-1:]})

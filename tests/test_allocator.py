@@ -11,6 +11,10 @@ import resource, sys, torch
 from equiprop.train.allocator import keep_freed_memory
 if sys.argv[1] == "keep":
     assert keep_freed_memory() and keep_freed_memory()  # idempotent
+if sys.argv[1] == "predict":  # the Python API's inference (and so the ASE calculator) applies it too
+    import equiprop
+    from ase.build import molecule
+    equiprop.SchNet(elements=["H", "O"], cutoff=3.0, targets=["charges"]).predict([molecule("H2O")])
 torch.set_num_threads(1)
 x, rows = torch.randn(9, 8448), torch.randint(0, 9, (83,))
 def step():  # the body-order product's pattern: a 2.8 MB gather and product, freed again
@@ -37,3 +41,9 @@ def test_freed_tensor_memory_is_reused_without_page_faults():
     default, kept = page_faults("glibc"), page_faults("keep")
     assert default > 50 * 100  # glibc maps and unmaps each 2.8 MB block: ~700 faults per block
     assert kept < default / 20
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc setting")
+def test_model_predict_applies_the_setting():
+    default, after_predict = page_faults("glibc"), page_faults("predict")
+    assert after_predict < default / 20

@@ -6,6 +6,7 @@ import torch
 from equiprop.data.batch import collate
 from equiprop.data.graph import frames_to_graphs
 from equiprop.keys import PER_STRUCTURE, Property
+from equiprop.train.allocator import keep_freed_memory
 
 
 def predict(model, frames, batch_size: int = 32, source: str | None = None) -> dict[str, object]:
@@ -15,9 +16,14 @@ def predict(model, frames, batch_size: int = 32, source: str | None = None) -> d
     with one array per structure (``[n_atoms_k]``, ``[n_atoms_k, 3]``);
     ``dipole`` is ``[n_structures, 3]`` and ``energy`` ``[n_structures]``.
     Forces come with every energy model. Units: e, e*Angstrom, eV, eV/Angstrom.
+
+    Applies :func:`equiprop.train.allocator.keep_freed_memory` (process-wide): without it,
+    glibc maps and page-faults every large tensor anew, which made inference on a
+    1,536-atom box 3.6x slower (docs/performance.md, step 14).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    keep_freed_memory()
     graphs = frames_to_graphs(frames, model.type_map, model.cutoff, source)
     reference = next(model.parameters())
     with_forces = Property.ENERGY in model.targets
