@@ -95,6 +95,26 @@ def test_gate_and_linear(lmax, dtype):
     assert_equivariant(lambda: SO3Linear(lmax, F, F), lmax, lmax, dtype)
 
 
+def test_gate_and_linear_compute_their_definitions():
+    """Fused forms against the per-degree definitions (checkpoints keep their meaning)."""
+    torch.manual_seed(0)
+    lmax, n = 2, 5
+    x = torch.randn(n, n_components(lmax), F, dtype=torch.float64)
+    gate = GatedNonlinearity(lmax, F).double()
+    with torch.no_grad():
+        gate.gates.bias.normal_()
+    gates = torch.sigmoid(gate.gates(x[:, 0])).view(n, lmax, F)
+    expected = [torch.nn.functional.silu(x[:, :1])]
+    expected += [x[:, l * l : (l + 1) ** 2] * gates[:, l - 1 : l] for l in range(1, lmax + 1)]
+    assert torch.allclose(gate(x), torch.cat(expected, dim=1), atol=1e-14)
+    linear = SO3Linear(lmax, F, 3).double()
+    with torch.no_grad():
+        linear.bias.normal_()
+    expected = [x[:, l * l : (l + 1) ** 2] @ linear.weight[l] for l in range(lmax + 1)]
+    expected[0] = expected[0] + linear.bias  # the bias on the scalars only
+    assert torch.allclose(linear(x), torch.cat(expected, dim=1), atol=1e-14)
+
+
 @pytest.mark.parametrize("lmax", [1, 2])
 def test_interaction_block(lmax, dtype):
     def block():

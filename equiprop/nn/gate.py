@@ -3,13 +3,15 @@
 import torch
 from torch import nn
 
-from equiprop.nn.irreps import check_lmax, repeat_degrees
+from equiprop.nn.irreps import check_lmax, degree_of_component
 
 
 class GatedNonlinearity(nn.Module):
     """SiLU on the scalars; ``x_l`` times ``sigmoid(g_l)`` for l > 0, gates from the scalars.
 
-    The gates are invariant, so equivariance is kept. Shapes:
+    The gates are invariant, so equivariance is kept. Computed as ``x * sigmoid(g)``
+    with ``g = x`` for the scalars (``SiLU(s) = s * sigmoid(s)``): one sigmoid, one
+    gather and one product for all degrees. Shapes:
     ``[n, (lmax + 1)^2, features] -> [n, (lmax + 1)^2, features]``; with
     ``lmax = 0`` it is SiLU on ``[n, 1, features]``.
     """
@@ -18,11 +20,11 @@ class GatedNonlinearity(nn.Module):
         super().__init__()
         self.lmax = check_lmax(lmax, minimum=0)
         self.gates = nn.Linear(features, self.lmax * features) if self.lmax else None
+        self.register_buffer("degree", degree_of_component(self.lmax), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.gates is None:
             return nn.functional.silu(x)
         scalars = x[:, 0]  # [n, features]
-        gates = torch.sigmoid(self.gates(scalars)).view(x.shape[0], self.lmax, x.shape[2])  # [n, lmax, features]
-        gated = x[:, 1:] * repeat_degrees(gates, dim=1, first_degree=1)  # [n, M - 1, features]
-        return torch.cat([nn.functional.silu(scalars)[:, None], gated], dim=1)
+        logits = torch.cat([scalars, self.gates(scalars)], dim=1).view(x.shape[0], self.lmax + 1, x.shape[2])  # [n, L, F]
+        return x * torch.sigmoid(logits).index_select(1, self.degree)  # [n, M, features]

@@ -30,23 +30,6 @@ def degree_of_component(lmax: int) -> torch.Tensor:
     return torch.cat([torch.full((2 * l + 1,), l) for l in range(lmax + 1)])
 
 
-def repeat_degrees(weights: torch.Tensor, dim: int, first_degree: int = 0) -> torch.Tensor:
-    """Repeat each degree's entry ``2l + 1`` times along ``dim`` (one per component).
-
-    ``weights`` holds degrees ``first_degree, first_degree + 1, ...`` along ``dim``.
-    Built from expanded views and one ``cat``, whose backward only slices and
-    sums (an ``index_select`` would zero-fill and scatter a full-size gradient:
-    docs/performance.md, step 8).
-    """
-    blocks = []
-    for k in range(weights.shape[dim]):
-        block = weights.narrow(dim, k, 1)
-        size = list(block.shape)
-        size[dim] = 2 * (first_degree + k) + 1
-        blocks.append(block.expand(size))
-    return torch.cat(blocks, dim)
-
-
 def check_lmax(lmax: int, minimum: int = 1) -> int:
     if int(lmax) != lmax or lmax < minimum:
         raise ValueError(f"lmax must be an integer >= {minimum}, got {lmax}")

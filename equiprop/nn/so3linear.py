@@ -20,10 +20,13 @@ class SO3Linear(nn.Module):
         self.weight = nn.Parameter(torch.randn(self.lmax + 1, in_features, out_features) / math.sqrt(in_features))
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
         self.register_buffer("degree", degree_of_component(self.lmax), persistent=False)
+        scalar_row = (self.degree == 0).to(self.weight.dtype)[:, None, None]  # [M, 1, 1]
+        self.register_buffer("scalar_row", scalar_row, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight = self.weight.index_select(0, self.degree)  # [M, in, out]
-        out = torch.bmm(x.transpose(0, 1), weight)  # [M, n, out]: one matmul per component
-        if self.bias is not None:
-            out[0] = out[0] + self.bias
-        return out.transpose(0, 1)  # [n, M, out]
+        x_t = x.transpose(0, 1)  # [M, n, in]
+        if self.bias is None:
+            return torch.bmm(x_t, weight).transpose(0, 1)  # one matmul per component
+        bias = self.bias * self.scalar_row  # [M, 1, out]: the bias on the scalar row only
+        return torch.baddbmm(bias, x_t, weight).transpose(0, 1)  # [n, M, out]
