@@ -9,8 +9,9 @@
 # with only its own folder on PYTHONPATH (MACE 0.3.16 needs e3nn 0.4.4, equiprop 0.6),
 # through a small wrapper standing in for its venv (--venvs). Then: import checks,
 # bench/gpu_checks.py (CPU = GPU, the command line on cuda, throughput per batch
-# size), bench/run.py --device cuda with the scaling. Output under $OUT (or
-# bench/out/gpu): log.txt, checks.txt, benchmarks-gpu.md, jobs.tar.gz.
+# size), bench/run.py --device cuda with the scaling, then bench/compile_speed.py
+# (eager against torch.compile, at most 150 s). Output under $OUT (or
+# bench/out/gpu): log.txt, checks.txt, benchmarks-gpu.md, jobs.tar.gz, compile.txt.
 #
 # Settings by environment: PY (python, default python3), WHEELS (default .whl),
 # DEVICE (default cuda), BUDGET (training seconds per model, default 30), THREADS (4).
@@ -52,3 +53,4 @@ import e3nn, mace.modules, importlib.metadata as md; print('mace env:', md.versi
 "$PY" bench/run.py --device "$DEVICE" --threads "$THREADS" --budget "$BUDGET" --scaling --out-dir "$WORK/jobs" \
   --venvs "$WORK/venvs" --doc "$RESULTS/benchmarks-gpu.md" 2>&1 | tee "$RESULTS/log.txt"
 tar -czf "$RESULTS/jobs.tar.gz" --exclude jobs/split -C "$WORK" jobs
+timeout 150 "$PY" bench/compile_speed.py --device "$DEVICE" --passes 3 2>&1 | grep -v Warning | tee "$RESULTS/compile.txt"

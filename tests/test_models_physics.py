@@ -131,6 +131,20 @@ def test_forces_match_finite_differences(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_functional_forces_equal_autograd_forces(kind):
+    """``outputs`` as a function of the positions: ``torch.func.grad`` (the compiled path's forces) = ``forward``'s."""
+    from equiprop.data import collate, frames_to_graphs
+    from equiprop.keys import Property
+
+    model = make_model(kind, torch.float64).train()
+    batch = collate(frames_to_graphs([water_cluster(2, seed=11), periodic_water(seed=12)], model.type_map, model.cutoff))
+    batch = batch.to("cpu", torch.float64)
+    reference = model(batch, compute_forces=True)[Property.FORCES]
+    energy = lambda positions: model.outputs(batch, positions)[Property.ENERGY].sum()  # noqa: E731
+    assert torch.allclose(-torch.func.grad(energy)(batch.positions), reference, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_energy_smooth_across_cutoff(kind):
     """Pull one water away from another until the closest pair crosses the cutoff.
 

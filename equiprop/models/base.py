@@ -95,6 +95,18 @@ class AtomisticModel(nn.Module):
         positions = batch.positions
         if compute_forces and not positions.requires_grad:
             positions = positions.detach().requires_grad_(True)
+        out = self.outputs(batch, positions)
+        if compute_forces and Property.ENERGY in out:
+            (gradient,) = torch.autograd.grad(out[Property.ENERGY].sum(), positions, create_graph=self.training)
+            out[Property.FORCES] = -gradient
+        return out
+
+    def outputs(self, batch: GraphBatch, positions: torch.Tensor) -> dict[Property, torch.Tensor]:
+        """Every target but forces, as functions of ``positions [n_atoms, 3]`` (used instead of ``batch.positions``).
+
+        Forces are ``-d energy / d positions``: :meth:`forward` takes them by autograd;
+        a functional transform (``torch.func.grad``, as in ``bench/compile_speed.py``) can too.
+        """
         edge_index, cell_shifts = batch.edge_index, batch.cell_shifts
         if batch.paired_edges:  # the second half reverses the first: geometry once per pair
             half = edge_index.shape[1] // 2
@@ -114,11 +126,6 @@ class AtomisticModel(nn.Module):
         if Property.ENERGY in self.targets:
             atomic = self.energy_head(scalars) * self.energy_scale + self.element_energies[batch.types]
             out[Property.ENERGY] = scatter_sum(atomic, batch.structure, batch.n_structures)
-            if compute_forces:
-                (gradient,) = torch.autograd.grad(
-                    out[Property.ENERGY].sum(), positions, create_graph=self.training
-                )
-                out[Property.FORCES] = -gradient
         return out
 
     def _charges(self, scalars: torch.Tensor, batch: GraphBatch) -> torch.Tensor:

@@ -1,0 +1,97 @@
+"""Eager against ``torch.compile``-d SO3Net training steps: the experiment for the next GPU run.
+
+``python bench/compile_speed.py --device cuda [--batch 16] [--passes 3]``
+
+On the H200 a batch-16 training step was 1,901 small CUDA kernels with the GPU
+busy 8% of the time (docs/benchmarks.md, "On GPU"): fusing kernels is where a
+GPU step can gain. A compiled graph cannot be differentiated twice, so the
+forces come from ``torch.func.grad`` inside the compiled function and training
+needs only a first-order backward of it. Prints the compile time, the largest
+difference of energies, forces and dipoles from eager, the parameter-gradient
+agreement, and structures/s of both versions, passes alternated. On the 2-core
+CPU of the project's machine compiling took ~110 s and gained nothing
+(docs/performance.md); ``--interactions 1 --lmax 1`` makes a quick correctness run.
+"""
+
+import argparse
+import statistics
+import time
+
+import torch
+
+import equiprop
+from equiprop import datasets
+from equiprop.data import collate, frames_to_graphs
+from equiprop.keys import Property
+
+
+def compiled_outputs(model):
+    """``(batch) -> outputs`` with forces from ``torch.func.grad``, compiled with dynamic shapes."""
+
+    def outputs(batch):
+        def energy(positions):
+            out = model.outputs(batch, positions)
+            return out[Property.ENERGY].sum(), out
+
+        gradient, out = torch.func.grad(energy, has_aux=True)(batch.positions)
+        return {**out, Property.FORCES: -gradient}
+
+    return torch.compile(outputs, dynamic=True, fullgraph=True)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--passes", type=int, default=3)
+    p.add_argument("--interactions", type=int, default=3)
+    p.add_argument("--lmax", type=int, default=2)
+    args = p.parse_args()
+    torch.manual_seed(0)
+    model = equiprop.SO3Net(elements=["H", "O"], cutoff=4.0, lmax=args.lmax, features=32, interactions=args.interactions,
+                            targets=["charges", "dipole", "energy"]).to(args.device)
+    graphs = frames_to_graphs(datasets.water_pbe0()[:160], model.type_map, model.cutoff)
+    batches = [collate(graphs[k : k + args.batch]).to(args.device, torch.float32) for k in range(0, 160, args.batch)]
+    eager = lambda batch: model(batch, compute_forces=True)  # noqa: E731
+    compiled = compiled_outputs(model)
+
+    start = time.perf_counter()
+    reference, result = eager(batches[0]), compiled(batches[0])
+    print(f"compile (first batch): {time.perf_counter() - start:.1f} s")
+    for prop in (Property.ENERGY, Property.FORCES, Property.DIPOLE, Property.CHARGES):
+        print(f"  {prop.value:8s} max |compiled - eager| = {float((result[prop] - reference[prop]).detach().abs().max()):.2e}")
+    grads = []
+    for fn in (eager, compiled):
+        out = fn(batches[0])
+        loss = sum(out[prop].pow(2).mean() for prop in out)
+        grads.append(torch.cat([g.flatten() for g in torch.autograd.grad(loss, list(model.parameters()))]))
+    print(f"  parameter gradients: |compiled - eager| / |eager| = {float((grads[1] - grads[0]).norm() / grads[0].norm()):.2e}")
+
+    optimizer = torch.optim.AdamW(model.parameters(), 1e-4, fused=True)
+
+    def one_pass(fn) -> float:
+        start = time.perf_counter()
+        for batch in batches:
+            out = fn(batch)
+            loss = sum(out[prop].pow(2).mean() for prop in out)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return len(batches) * args.batch / (time.perf_counter() - start)
+
+    start = time.perf_counter()
+    one_pass(compiled)  # batches of other sizes may recompile once
+    print(f"first compiled pass (recompilations included): {time.perf_counter() - start:.1f} s")
+    one_pass(eager)
+    rates = {"eager": [], "compiled": []}
+    for k in range(args.passes):
+        for name in (("eager", "compiled") if k % 2 == 0 else ("compiled", "eager")):
+            rates[name].append(one_pass(eager if name == "eager" else compiled))
+    for name, values in rates.items():
+        print(f"{name:9s} {statistics.median(values):7.0f} structures/s (median of {args.passes}, batch {args.batch}, {args.device})")
+
+
+if __name__ == "__main__":
+    main()
