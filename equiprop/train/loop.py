@@ -144,7 +144,7 @@ class Trainer:
             losses.append(self._agree(local_loss, self.progress.elapsed + now - start))
             start = now
             bar.update()
-            bar.set_postfix(loss=f"{sum(losses) / len(losses):.4g}")
+            bar.set_postfix(loss=f"{sum(losses) / len(losses):.4g}", refresh=False)  # redrawn at most every 0.5 s
             if self.on_step is not None:
                 self.on_step(self)
             # one process stops at once; several wait for the agreement after the next step
