@@ -6,7 +6,8 @@ On the H200 a batch-16 training step was 1,901 small CUDA kernels with the GPU
 busy 8% of the time (docs/benchmarks.md, "On GPU"): fusing kernels is where a
 GPU step can gain. A compiled graph cannot be differentiated twice, so the
 forces come from ``torch.func.grad`` inside the compiled function and training
-needs only a first-order backward of it. Prints the compile time, the largest
+needs only a first-order backward of it (equiprop/train/compiled.py, which
+``equiprop train --compile`` uses). Prints the compile time, the largest
 difference of energies, forces and dipoles from eager, the parameter-gradient
 agreement, and structures/s of both versions, passes alternated. On the 2-core
 CPU of the project's machine compiling took ~110 s and gained nothing
@@ -23,20 +24,7 @@ import equiprop
 from equiprop import datasets
 from equiprop.data import collate, frames_to_graphs
 from equiprop.keys import Property
-
-
-def compiled_outputs(model):
-    """``(batch) -> outputs`` with forces from ``torch.func.grad``, compiled with dynamic shapes."""
-
-    def outputs(batch):
-        def energy(positions):
-            out = model.outputs(batch, positions)
-            return out[Property.ENERGY].sum(), out
-
-        gradient, out = torch.func.grad(energy, has_aux=True)(batch.positions)
-        return {**out, Property.FORCES: -gradient}
-
-    return torch.compile(outputs, dynamic=True, fullgraph=True)
+from equiprop.train.compiled import compiled_outputs
 
 
 def main():
@@ -53,7 +41,7 @@ def main():
     graphs = frames_to_graphs(datasets.water_pbe0()[:160], model.type_map, model.cutoff)
     batches = [collate(graphs[k : k + args.batch]).to(args.device, torch.float32) for k in range(0, 160, args.batch)]
     eager = lambda batch: model(batch, compute_forces=True)  # noqa: E731
-    compiled = compiled_outputs(model)
+    compiled = compiled_outputs(model, with_forces=True)
 
     start = time.perf_counter()
     reference, result = eager(batches[0]), compiled(batches[0])

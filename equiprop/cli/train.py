@@ -15,6 +15,8 @@ HELP = {
     "data": "extxyz file, or qm9 (needs equiprop[qm9]); default: the shipped PBE0 water clusters", "test_data": "explicit test file",
     "max_time": "stop training after this many seconds", "out": "run directory", "device": "cpu, cuda or cuda:N (under torchrun, cuda = each rank's GPU)",
     "num_workers": "DataLoader worker processes building batches (0: none)",
+    "compile": "torch.compile the model's outputs and forces: about 80 s to compile SO3Net on 2 CPU cores, then "
+               "~9%% faster steps there (GPU: not measured yet); one process only",
     "elements": "ordered type map, e.g. H,O (default: elements of the data by atomic number)",
 }
 

@@ -23,8 +23,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
+from equiprop.errors import InputError
 from equiprop.keys import Property
 from equiprop.train.allocator import keep_freed_memory
+from equiprop.train.compiled import compiled_outputs
 from equiprop.train.checkpoint import save_checkpoint
 from equiprop.train.config import TrainConfig
 from equiprop.train.evaluate import error_sums
@@ -62,9 +64,12 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, model, train: LabelledSet, val: LabelledSet, scales: dict, run_dir, log=print,
                  ranks: Ranks = Ranks(), device=None):
+        if config.compile and ranks.distributed:
+            raise InputError("--compile runs in one process only; train without it under torchrun")
         self.config, self.model, self.train, self.val = config, model, train, val
         self.ranks, self.device = ranks, device if device is not None else next(model.parameters()).device
         self.net = DistributedDataParallel(model, broadcast_buffers=False) if ranks.distributed else model
+        self.compiled = compiled_outputs(model, Property.FORCES in train.labels) if config.compile else None
         self.targets = list(train.labels)
         self.scales = {p: scales[p.value] for p in self.targets}
         self.weights = {p: config.weight(p) for p in self.targets}
@@ -168,7 +173,10 @@ class Trainer:
         batch = batch.to(self.device, non_blocking=True)
         labels = {p: v.to(self.device, non_blocking=True) for p, v in labels.items()}
         self.model.train()
-        pred = self.net(batch, compute_forces=Property.FORCES in self.targets)
+        if self.compiled is not None:
+            pred = self.compiled(batch)
+        else:
+            pred = self.net(batch, compute_forces=Property.FORCES in self.targets)
         errors = residuals(pred, labels, batch)
         loss = weighted_loss(errors, self.scales, self.weights, counts) * (1.0 if sums is not None else 0.0)
         self.optimizer.zero_grad(set_to_none=True)
