@@ -4,7 +4,9 @@
 split, trains every model for the same time budget on it (each in its own
 process and virtual environment), prints the table and writes
 ``docs/benchmarks.md``. Peers need ``bash bench/peers/setup_peers.sh`` once
-(``--setup`` runs it).
+(``--setup`` runs it). ``--device cuda`` runs every job on a GPU; on a GPU machine
+without network, ``bash bench/gpu.sh`` sets the peers up from carried wheels and
+calls this script (bench/peers/README.md).
 """
 
 import argparse
