@@ -15,8 +15,8 @@ HELP = {
     "data": "extxyz file, or qm9 (needs equiprop[qm9]); default: the shipped PBE0 water clusters", "test_data": "explicit test file",
     "max_time": "stop training after this many seconds", "out": "run directory", "device": "cpu, cuda or cuda:N (under torchrun, cuda = each rank's GPU)",
     "num_workers": "DataLoader worker processes building batches (0: none)",
-    "compile": "torch.compile the model's outputs and forces: about 80 s to compile SO3Net on 2 CPU cores, then "
-               "~9%% faster steps there (GPU: not measured yet); one process only",
+    "compile": "experimental: torch.compile the model's outputs and forces (about 80 s to compile SO3Net on 2 CPU "
+               "cores, no gain in training there; meant for GPUs, not measured yet); one process only",
     "elements": "ordered type map, e.g. H,O (default: elements of the data by atomic number)",
 }
 
@@ -35,7 +35,8 @@ def _add_field(parser, f) -> None:
     flag = "--" + f.name.replace("_", "-")
     kind = _base_type(f.type)
     if kind is bool:
-        parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS)
+        parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                            help=HELP.get(f.name))
     elif kind is list:
         parser.add_argument(flag, dest=f.name, type=lambda text: [v.strip() for v in text.split(",") if v.strip()],
                             default=argparse.SUPPRESS, help=HELP.get(f.name))

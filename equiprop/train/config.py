@@ -62,7 +62,7 @@ class TrainConfig:
     grad_clip: float = 10.0
     device: str = "cpu"  # cpu, cuda or cuda:N; under torchrun "cuda" is each rank's LOCAL_RANK GPU
     num_workers: int = 0  # DataLoader worker processes building batches (0: in the training process)
-    compile: bool = False  # torch.compile the outputs and forces (train/compiled.py): minutes to compile, faster steps
+    compile: bool = False  # experimental: torch.compile the outputs and forces (train/compiled.py)
     out: str = "runs/train"
 
     def __post_init__(self):
