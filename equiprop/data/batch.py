@@ -77,4 +77,3 @@ def collate(graphs: Sequence[AtomGraph]) -> GraphBatch:
         total_charge=torch.tensor([g.total_charge for g in graphs], dtype=torch.float64),
         paired_edges=paired,
     )
-

@@ -33,6 +33,4 @@ def neighbor_list(
         np.ascontiguousarray(positions, dtype=np.float64), box, [bool(p) for p in pbc], "ijSd"
     )
     i, j, shifts = i.astype(np.int64), j.astype(np.int64), shifts.astype(np.int64)
-    both = np.concatenate
-    return both([i, j]), both([j, i]), both([shifts, -shifts]), both([distances, distances])
-
+    return np.concatenate([i, j]), np.concatenate([j, i]), np.concatenate([shifts, -shifts]), np.tile(distances, 2)

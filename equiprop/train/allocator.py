@@ -12,7 +12,8 @@ PyTorch guides preload for the same reason) do by default.
 
 The setting is process-wide and keeps the heap at its peak size until exit;
 ``equiprop train``/``evaluate``/``predict``, ``Trainer.fit`` and
-``model.predict`` (so the ASE calculator too) call :func:`keep_freed_memory`. Elsewhere it does nothing (non-glibc systems).
+``model.predict`` (so the ASE calculator too) call :func:`keep_freed_memory`.
+Elsewhere it does nothing (non-glibc systems).
 """
 
 import ctypes
@@ -28,7 +29,8 @@ _MMAP_THRESHOLDS = (1 << 30, 1 << 25)
 #: -1: never give the heap's free top back (mallopt(3)); a finite threshold (at most 2 GiB through mallopt's
 #: int) let inference on 12,288 atoms, whose heap tops out near 4 GiB, page-fault ~700,000 times per call.
 _TRIM_THRESHOLD = -1
-#: The same setting for another process, through glibc's environment variables (read when it starts).
+#: The setting for another process (the benchmark's peers), through glibc's environment variables (read when
+#: it starts); its trim threshold stays at 2 GiB, which equals "never" for heaps under 2 GiB, as in training.
 ENVIRONMENT = {"MALLOC_MMAP_THRESHOLD_": str(_MMAP_THRESHOLDS[0]), "MALLOC_TRIM_THRESHOLD_": str((1 << 31) - 1)}
 
 _applied = False
