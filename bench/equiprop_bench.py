@@ -36,6 +36,7 @@ def parse_args():
 
     parser = build_parser(__doc__, ["so3net", "schnet"], default_lr=2e-3, default_grad_clip=10.0)
     parser.add_argument("--compile", action="store_true", help="equiprop train --compile (compile time counts in the budget)")
+    parser.add_argument("--cuda-graphs", action="store_true", help="equiprop train --cuda-graphs (recording counts in the budget)")
     return parser.parse_args()
 
 
@@ -47,7 +48,8 @@ def main():
     config = TrainConfig(model=args.model, targets=[t.value for t in targets], cutoff=args.cutoff, features=args.features,
                          interactions=args.interactions, lmax=args.lmax, batch_size=args.batch_size, epochs=100000,
                          max_time=args.budget, early_stopping=100000, lr=args.lr, grad_clip=args.grad_clip or 1e30,
-                         device=args.device, seed=args.seed, compile=args.compile, **weights)
+                         device=args.device, seed=args.seed, compile=args.compile, cuda_graphs=args.cuda_graphs,
+                         **weights)
     keys = LabelKeys(energy=args.energy_key, dipole=args.dipole_key, charges=args.charges_key, forces=args.forces_key,
                      dipole_magnitude=args.dipole_magnitude_key)
     frames = {name: ase.io.read(Path(args.split_dir) / f"{name}.xyz", ":") for name in ("train", "val", "test")}

@@ -14,13 +14,18 @@
 # bench/out/gpu): log.txt, checks.txt, benchmarks-gpu.md, jobs.tar.gz, compile.txt.
 #
 # Settings by environment: PY (python, default python3), WHEELS (default .whl),
-# DEVICE (default cuda), BUDGET (training seconds per model, default 30), THREADS (4).
+# DEVICE (default cuda), BUDGET (training seconds per model, default 30), THREADS (4),
+# STEPS (default "tests checks table scaling compile": which parts run; tests = the GPU
+# tests, tests/test_cuda_graphs.py and tests/test_padding.py, into tests.txt), ONLY
+# (comma-separated job label prefixes for bench/run.py --only; default every job).
 set -u
 PY="${PY:-python3}"
 WHEELS="${WHEELS:-.whl}"
 DEVICE="${DEVICE:-cuda}"
 BUDGET="${BUDGET:-30}"
 THREADS="${THREADS:-4}"
+STEPS=" ${STEPS:-tests checks table scaling compile} "
+ONLY="${ONLY:-}"
 RESULTS="${OUT:-bench/out/gpu}"
 WORK="$(mktemp -d)"
 mkdir -p "$RESULTS"
@@ -36,8 +41,12 @@ for peer in schnetpack mace; do  # a stand-in for the peer's venv: this python w
   chmod +x "$WORK/venvs/$peer/bin/python"
 done
 export PYTHONPATH="$PWD:$WORK/site-equiprop"
+has() { case "$STEPS" in *" $1 "*) return 0 ;; esac; return 1; }
 
-{
+if has tests; then
+  "$PY" -m pytest -q -p no:cacheprovider tests/test_cuda_graphs.py tests/test_padding.py 2>&1 | tee "$RESULTS/tests.txt"
+fi
+has checks && {
   date -u
   command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv
   "$PY" -c "import torch, e3nn, ase, vesin, equiprop; print('equiprop env: torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'e3nn', e3nn.__version__, 'ase', ase.__version__)"
@@ -50,7 +59,13 @@ import e3nn, mace.modules, importlib.metadata as md; print('mace env:', md.versi
   "$PY" bench/gpu_checks.py --device "$DEVICE" --run-dir "$WORK/gpu_run"
 } 2>&1 | tee "$RESULTS/checks.txt"
 
-"$PY" bench/run.py --device "$DEVICE" --threads "$THREADS" --budget "$BUDGET" --scaling --out-dir "$WORK/jobs" \
-  --venvs "$WORK/venvs" --doc "$RESULTS/benchmarks-gpu.md" 2>&1 | tee "$RESULTS/log.txt"
-tar -czf "$RESULTS/jobs.tar.gz" --exclude jobs/split -C "$WORK" jobs
-timeout 150 "$PY" bench/compile_speed.py --device "$DEVICE" --passes 3 2>&1 | grep -v Warning | tee "$RESULTS/compile.txt"
+if has table; then
+  only=(); [ -n "$ONLY" ] && { IFS=, read -r -a prefixes <<< "$ONLY"; only=(--only "${prefixes[@]}"); }
+  scaling=(); has scaling && scaling=(--scaling)
+  "$PY" bench/run.py --device "$DEVICE" --threads "$THREADS" --budget "$BUDGET" "${scaling[@]}" "${only[@]}" \
+    --out-dir "$WORK/jobs" --venvs "$WORK/venvs" --doc "$RESULTS/benchmarks-gpu.md" 2>&1 | tee "$RESULTS/log.txt"
+  tar -czf "$RESULTS/jobs.tar.gz" --exclude jobs/split -C "$WORK" jobs
+fi
+if has compile; then
+  timeout 150 "$PY" bench/compile_speed.py --device "$DEVICE" --passes 3 2>&1 | grep -v Warning | tee "$RESULTS/compile.txt"
+fi

@@ -32,6 +32,9 @@ COMMON = ["--batch-size", "16", "--cutoff", "4.0", "--features", "32"]
 JOBS = [
     ("equiprop SO3Net (lmax 2)", None, "bench/equiprop_bench.py", ["--model", "so3net", "--interactions", "3", "--lmax", "2"]),
     ("equiprop SchNet", None, "bench/equiprop_bench.py", ["--model", "schnet", "--interactions", "3"]),
+    ("equiprop SO3Net (lmax 2, CUDA graphs)", None, "bench/equiprop_bench.py",
+     ["--model", "so3net", "--interactions", "3", "--lmax", "2", "--cuda-graphs"]),
+    ("equiprop SchNet (CUDA graphs)", None, "bench/equiprop_bench.py", ["--model", "schnet", "--interactions", "3", "--cuda-graphs"]),
     ("schnetpack SchNet", "schnetpack", "bench/peers/run_schnetpack.py", ["--model", "schnet", "--interactions", "3"]),
     ("schnetpack PaiNN", "schnetpack", "bench/peers/run_schnetpack.py", ["--model", "painn", "--interactions", "3"]),
     ("schnetpack SO3net (lmax 2)", "schnetpack", "bench/peers/run_schnetpack.py", ["--model", "so3net", "--interactions", "3", "--lmax", "2"]),
@@ -131,7 +134,8 @@ def main():
     split = out_dir / "split"
     write_split(split)
     common = [*COMMON, "--threads", str(args.threads), "--device", args.device]
-    jobs = [j for j in JOBS if not args.only or any(j[0].startswith(p) for p in args.only)]
+    jobs = [j for j in JOBS if (not args.only or any(j[0].startswith(p) for p in args.only))
+            and (args.device.startswith("cuda") or "--cuda-graphs" not in j[3])]  # CUDA graphs: GPU runs only
     timeout = args.budget + 600.0  # start-up, evaluation and inference take under a few minutes for every peer
     results = []
     for label, venv, script, flags in jobs:

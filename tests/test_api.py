@@ -49,7 +49,7 @@ def test_adamw_is_fused_on_cpu_and_steps_like_the_reference():
     """The trainer's optimiser: PyTorch's fused AdamW where available, the same update as the per-tensor loop."""
     import torch
 
-    from equiprop.train.loop import adamw
+    from equiprop.train.optim import adamw
 
     torch.manual_seed(0)
     model = equiprop.SchNet(elements=["H", "O"], features=8, interactions=1, dtype="float64")

@@ -109,7 +109,8 @@ class SO3Net(AtomisticModel):
         save_memory = x.shape[0] >= CHECKPOINT_ATOMS and torch.is_grad_enabled()
         for interaction in self.interactions:
             if save_memory:  # recompute each block's intermediates in the backward pass instead of keeping them
-                dx = checkpoint(interaction, x, sh, rbf, fcut, batch.edge_index, paired, use_reentrant=False)
+                dx = checkpoint(interaction, x, sh, rbf, fcut, batch.edge_index, paired, use_reentrant=False,
+                                preserve_rng_state=False)  # no randomness; and CUDA graphs cannot read the RNG state
             else:
                 dx = interaction(x, sh, rbf, fcut, batch.edge_index, paired)  # [n_atoms, (lmax + 1)^2, features]
             x = residual(x, dx)

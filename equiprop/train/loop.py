@@ -20,13 +20,13 @@ from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from equiprop.errors import InputError
 from equiprop.keys import Property
 from equiprop.train.allocator import keep_freed_memory
 from equiprop.train.compiled import compiled_outputs
+from equiprop.train.cuda_graphs import GraphedSteps
 from equiprop.train.checkpoint import save_checkpoint
 from equiprop.train.config import TrainConfig
 from equiprop.train.evaluate import error_sums
@@ -34,7 +34,9 @@ from equiprop.train.data import LabelledSet, batch_order
 from equiprop.train.distributed import Ranks, all_sum, barrier, shard
 from equiprop.train.loader import batch_loader
 from equiprop.train.losses import residuals, weighted_loss
-from equiprop.train.metrics import ErrorSums
+from equiprop.train.metrics import ErrorSums, error_rows
+from equiprop.train.optim import adamw, moving_average, optimizer_state, set_lr_kind, update_average
+from equiprop.train.padding import PaddedBatch, PaddedShape, pad_batch
 
 
 class TrainingStopped(Exception):
@@ -66,6 +68,7 @@ class Trainer:
                  ranks: Ranks = Ranks(), device=None):
         if config.compile and ranks.distributed:
             raise InputError("--compile runs in one process only; train without it under torchrun")
+        check_cuda_graphs(config, ranks, device if device is not None else next(model.parameters()).device)
         self.config, self.model, self.train, self.val = config, model, train, val
         self.ranks, self.device = ranks, device if device is not None else next(model.parameters()).device
         self.net = DistributedDataParallel(model, broadcast_buffers=False) if ranks.distributed else model
@@ -74,9 +77,11 @@ class Trainer:
         self.scales = {p: scales[p.value] for p in self.targets}
         self.weights = {p: config.weight(p) for p in self.targets}
         self.run_dir, self.log = Path(run_dir), log
-        self.optimizer = adamw(model, config.lr, config.weight_decay)
+        self.optimizer = adamw(model, config.lr, config.weight_decay, capturable=config.cuda_graphs)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, factor=config.lr_factor, patience=config.lr_patience)
-        self.ema = AveragedModel(model, multi_avg_fn=ema_update(config.ema_decay), use_buffers=True)
+        self.ema = moving_average(model)
+        self.graphs = GraphedSteps(self._padded_step, len(self.targets), self.device) if config.cuda_graphs else None
+        self._pending_loss = None  # one process on a GPU: the last step's loss, read after the next step is launched
         self.progress = Progress()
         self.signal_received = False  # Ctrl-C on this rank
         self.stop_requested = False  # Ctrl-C on any rank (agreed after each step)
@@ -86,7 +91,7 @@ class Trainer:
     def state(self) -> dict:
         return {
             "progress": asdict(self.progress),
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": optimizer_state(self.optimizer),
             "scheduler": self.scheduler.state_dict(),
             "ema": self.ema.state_dict(),
         }
@@ -94,6 +99,7 @@ class Trainer:
     def load_state(self, training: dict) -> None:
         self.progress = Progress(**training["progress"])
         self.optimizer.load_state_dict(training["optimizer"])
+        set_lr_kind(self.optimizer, capturable=self.graphs is not None)
         self.scheduler.load_state_dict(training["scheduler"])
         self.ema.load_state_dict(training["ema"])
 
@@ -126,6 +132,9 @@ class Trainer:
                 if self.progress.bad_epochs >= self.config.early_stopping:
                     self.log(f"early stopping: no validation improvement in {self.config.early_stopping} epochs")
                     break
+            if self.graphs is not None:
+                self.log(f"CUDA graphs: {self.graphs.n_graphs} recorded (one per padded batch shape), "
+                         f"{self.graphs.replays} steps replayed, {self.graphs.eager_steps} eager")
         finally:
             torch.set_flush_denormal(False)
             if previous is not None:
@@ -137,7 +146,7 @@ class Trainer:
         batches = batch_order(len(self.train), config.batch_size, shuffle=True, seed=config.seed, epoch=epoch)[self.progress.batch :]
         mine = [shard(indices, self.ranks) for indices in batches]  # a rank with no share runs one structure at weight 0
         loader = batch_loader(self.train, [m if len(m) else b[:1] for m, b in zip(mine, batches)], self.model_dtype,
-                              config.num_workers, pin_memory=self.device.type == "cuda")
+                              config.num_workers, pin_memory=self.device.type == "cuda" and self.graphs is None)
         sums, losses = ErrorSums(self.targets), []
         bar = tqdm(total=len(batches), desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False, mininterval=0.5,
                    disable=not self.ranks.is_main)
@@ -146,10 +155,11 @@ class Trainer:
             counts = {p: sum(values[k].numel() for k in indices) for p, values in self.train.labels.items()}  # global batch
             local_loss = self._step(batch, labels, counts, sums if len(share) else None)
             now = time.perf_counter()
-            losses.append(self._agree(local_loss, self.progress.elapsed + now - start))
+            losses += self._agree(local_loss, self.progress.elapsed + now - start)
             start = now
             bar.update()
-            bar.set_postfix(loss=f"{sum(losses) / len(losses):.4g}", refresh=False)  # redrawn at most every 0.5 s
+            if losses:
+                bar.set_postfix(loss=f"{sum(losses) / len(losses):.4g}", refresh=False)  # redrawn at most every 0.5 s
             if self.on_step is not None:
                 self.on_step(self)
             # one process stops at once; several wait for the agreement after the next step
@@ -162,7 +172,12 @@ class Trainer:
             if self._out_of_time():
                 break
         bar.close()
+        losses += self._read_pending_loss()
         self._end_epoch(sums, losses)
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])  # a tensor with CUDA graphs
 
     @property
     def model_dtype(self) -> torch.dtype:
@@ -170,9 +185,11 @@ class Trainer:
 
     def _step(self, batch, labels, counts, sums: ErrorSums | None) -> torch.Tensor:
         """One optimiser step on this rank's share; ``sums`` is None for a placeholder share (weight 0)."""
+        self.model.train()
+        if self.graphs is not None:
+            return self._graphed_step(batch, labels, sums)
         batch = batch.to(self.device, non_blocking=True)
         labels = {p: v.to(self.device, non_blocking=True) for p, v in labels.items()}
-        self.model.train()
         if self.compiled is not None:
             pred = self.compiled(batch)
         else:
@@ -181,27 +198,78 @@ class Trainer:
         loss = weighted_loss(errors, self.scales, self.weights, counts) * (1.0 if sums is not None else 0.0)
         self.optimizer.zero_grad(set_to_none=True)
         (loss * self.ranks.world_size).backward()  # DDP averages the ranks' gradients; their losses add up
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        self.optimizer.step()
-        self.ema.update_parameters(self.model)
+        self._clip_and_update()
         if sums is not None:
             sums.add(errors)
-        self.progress.step += 1
-        self.progress.batch += 1
         return loss.detach()
 
-    def _agree(self, local_loss: torch.Tensor, elapsed: float) -> float:
-        """Sum the step's loss, stop requests and times over the ranks; every rank takes the same decisions."""
+    def _graphed_step(self, batch, labels, sums: ErrorSums) -> torch.Tensor:
+        """The step replayed from the CUDA graph of the batch's padded shape (one process: ``counts`` are the batch's)."""
+        shape = PaddedShape.of(batch, self.config.batch_size)
+        loss, step_sums = self.graphs(pad_batch(batch, labels, shape, self.model.cutoff), shape)
+        sums.sums = sums.sums.to(self.device) + step_sums
+        self._after_update()
+        return loss
+
+    def _padded_step(self, padded: PaddedBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """What a CUDA graph records: loss, backward and optimiser step on a padded batch; loss and error sums."""
+        self.optimizer.zero_grad(set_to_none=False)  # in place: the gradients keep their addresses
+        pred = self.model(padded.batch, compute_forces=Property.FORCES in self.targets)
+        errors = padded.masked(residuals(pred, padded.labels, padded.batch))
+        loss = weighted_loss(errors, self.scales, self.weights, dict(zip(padded.labels, padded.counts)))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        return loss.detach(), error_rows(errors, self.targets, padded.counts)
+
+    def _clip_and_update(self) -> None:
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        self._after_update()
+
+    def _after_update(self) -> None:
+        update_average(self.ema, self.model, self.config.ema_decay)
+        self.progress.step += 1
+        self.progress.batch += 1
+
+    def _agree(self, local_loss: torch.Tensor, elapsed: float) -> list[float]:
+        """Sum the step's loss, stop requests and times over the ranks; every rank takes the same decisions.
+
+        Returns the losses now known: this step's, or, for one process on a GPU,
+        the previous step's (none after the first), so the host does not wait for
+        the step it has just launched and prepares the next batch meanwhile.
+        """
+        if not self.ranks.distributed and self.device.type == "cuda":
+            self.progress.elapsed = elapsed
+            known = self._read_pending_loss()
+            host = torch.empty((), dtype=torch.float64, pin_memory=True)
+            host.copy_(local_loss, non_blocking=True)
+            done = torch.cuda.Event()
+            done.record()
+            self._pending_loss = (host, done, self.progress.step)
+            return known
         shared = torch.stack([local_loss.double(), local_loss.new_tensor(float(self.signal_received), dtype=torch.float64),
                               local_loss.new_tensor(elapsed, dtype=torch.float64)])
         loss, signals, elapsed_sum = all_sum(shared, self.ranks).tolist()
-        if not math.isfinite(loss):
-            raise TrainingStopped(
-                f"non-finite loss at epoch {self.progress.epoch + 1}, step {self.progress.step}; "
-                f"the last good checkpoint is {self.run_dir / 'last.pt'} (end of epoch {self.progress.epoch})", code=1)
+        self._check_finite(loss, self.progress.step)
         self.stop_requested = signals > 0
         self.progress.elapsed = elapsed_sum / self.ranks.world_size
-        return loss
+        return [loss]
+
+    def _read_pending_loss(self) -> list[float]:
+        if self._pending_loss is None:
+            return []
+        host, done, step = self._pending_loss
+        self._pending_loss = None
+        done.synchronize()
+        self._check_finite(float(host), step)
+        return [float(host)]
+
+    def _check_finite(self, loss: float, step: int) -> None:
+        if not math.isfinite(loss):
+            raise TrainingStopped(
+                f"non-finite loss at epoch {self.progress.epoch + 1}, step {step}; "
+                f"the last good checkpoint is {self.run_dir / 'last.pt'} (end of epoch {self.progress.epoch})", code=1)
 
     def _end_epoch(self, sums: ErrorSums, losses: list[float]) -> None:
         sums.sums = all_sum(sums.sums.to(self.device), self.ranks)
@@ -219,7 +287,7 @@ class Trainer:
         if improved:
             self.save("best.pt", best=True)
         self.log(f"epoch {self.progress.epoch}: train loss {train_loss:.4g}, val loss {val_loss:.4g}"
-                 f"{' (best)' if improved else ''}, lr {self.optimizer.param_groups[0]['lr']:.3g}")
+                 f"{' (best)' if improved else ''}, lr {self.lr:.3g}")
 
     def validate(self) -> ErrorSums:
         """Errors of the EMA model on the validation set (each rank takes every world_size-th structure)."""
@@ -231,7 +299,7 @@ class Trainer:
     def _write_row(self, train_loss, val_loss, train_metrics, val_metrics) -> None:
         if not self.ranks.is_main:
             return
-        row = {"epoch": self.progress.epoch, "step": self.progress.step, "lr": self.optimizer.param_groups[0]["lr"],
+        row = {"epoch": self.progress.epoch, "step": self.progress.step, "lr": self.lr,
                "seconds": round(self.progress.elapsed, 3), "train_loss": train_loss, "val_loss": val_loss}
         for split, metrics in (("train", train_metrics), ("val", val_metrics)):
             for target, m in metrics.items():
@@ -248,36 +316,16 @@ class Trainer:
         self.log("stopping after this step (Ctrl-C again to abort at once)")
 
 
-def adamw(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW as one fused kernel per step where the device has it (CPU and CUDA do), else multi-tensor.
-
-    PyTorch's CPU default is a Python loop over the parameter tensors with
-    several small copies each; for SO3Net the multi-tensor version took 0.79 ms
-    per step and the fused one 0.26 ms (docs/performance.md, step 13).
-    """
-    try:
-        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
-    except RuntimeError:
-        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, foreach=True)
-
-
-def ema_update(decay: float):
-    """EMA with warm-up: the decay is ``min(decay, (1 + n) / (10 + n))`` after n updates.
-
-    Early averages are not dominated by the random initial weights (as in
-    TensorFlow's ExponentialMovingAverage with ``num_updates``).
-    """
-
-    def update(averaged: list, current: list, num_averaged) -> None:
-        n = float(num_averaged)
-        weight = 1.0 - min(decay, (1.0 + n) / (10.0 + n))
-        for a, c in zip(averaged, current):
-            if a.is_floating_point():
-                a.lerp_(c, weight)
-            else:  # index tables
-                a.copy_(c)
-
-    return update
+def check_cuda_graphs(config: TrainConfig, ranks: Ranks, device: torch.device) -> None:
+    """InputError unless CUDA graphs can record this run's steps: one process, a CUDA device, no --compile."""
+    if not config.cuda_graphs:
+        return
+    if device.type != "cuda":
+        raise InputError(f"--cuda-graphs needs a CUDA device; got --device {config.device}")
+    if ranks.distributed:
+        raise InputError("--cuda-graphs runs in one process only; train without it under torchrun")
+    if config.compile:
+        raise InputError("--cuda-graphs and --compile exclude each other; choose one")
 
 
 def append_metrics_row(path: Path, row: dict) -> None:

@@ -28,11 +28,8 @@ class ErrorSums:
 
     def add(self, errors: dict[Property, torch.Tensor]) -> None:
         """Accumulate on the errors' device (no host-device sync per batch)."""
-        rows = []
-        for prop in self.targets:
-            e = errors[prop].detach().to(torch.float64)
-            rows.append(torch.stack([e.abs().sum(), e.pow(2).sum(), e.new_tensor(float(e.numel()))]))
-        self.sums = self.sums.to(rows[0].device) + torch.stack(rows)
+        rows = error_rows(errors, self.targets)
+        self.sums = self.sums.to(rows.device) + rows
 
     def mse(self) -> dict[Property, float]:
         """Mean squared error per target in equiprop's units (energy per atom)."""
@@ -51,3 +48,17 @@ class ErrorSums:
             if prop in (Property.DIPOLE, Property.DIPOLE_MAGNITUDE):
                 out[prop.value].update(mae_debye=mae * E_ANGSTROM_IN_DEBYE, rmse_debye=rmse * E_ANGSTROM_IN_DEBYE)
         return out
+
+
+def error_rows(errors: dict[Property, torch.Tensor], targets, counts: torch.Tensor | None = None) -> torch.Tensor:
+    """``[n_targets, 3]`` float64: sum of absolute errors, of squared errors, and the count, per target.
+
+    ``counts [n_targets]`` gives the counts where ``errors`` hold zero padding
+    (``equiprop/train/padding.py``); by default every entry counts.
+    """
+    rows = []
+    for k, prop in enumerate(targets):
+        e = errors[prop].detach().to(torch.float64)
+        count = counts[k].to(torch.float64) if counts is not None else e.new_full((), float(e.numel()))
+        rows.append(torch.stack([e.abs().sum(), e.pow(2).sum(), count]))
+    return torch.stack(rows)

@@ -1,0 +1,123 @@
+"""``equiprop train --cuda-graphs``: steps replayed from CUDA graphs train as eager steps do (GPU only, but the refusals)."""
+
+import csv
+
+import ase.io
+import numpy as np
+import pytest
+import torch
+
+from conftest import SMALL
+from equiprop.cli.main import main
+from equiprop.train.checkpoint import load_model
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def train_losses(run) -> list[float]:
+    with open(run / "metrics.csv") as handle:
+        return [float(row["train_loss"]) for row in csv.DictReader(handle)]
+
+
+def train(run, data, *extra) -> None:
+    args = ["train", "--model", "so3net", "--lmax", "2", "--data", str(data), "--epochs", "3", "--dtype", "float64",
+            "--device", "cuda", "--out", str(run), *SMALL, "--batch-size", "5", *extra]
+    assert main(args) == 0
+
+
+@needs_cuda
+@pytest.mark.parametrize("max_graphs", [16, 1], ids=["graphs", "one-graph-then-eager"])
+def test_graphed_training_follows_eager_training(slice_file, tmp_path, monkeypatch, max_graphs):
+    """Three epochs of SO3Net on every target in float64: the same losses, metrics and weights.
+
+    Batch 5 over the training split of 24 clusters: batches of several padded
+    shapes, and a last, partial batch (empty structure slots).
+    """
+    monkeypatch.setattr("equiprop.train.cuda_graphs.MAX_GRAPHS", max_graphs)
+    train(tmp_path / "eager", slice_file)
+    train(tmp_path / "graphed", slice_file, "--cuda-graphs")
+    assert train_losses(tmp_path / "graphed") == pytest.approx(train_losses(tmp_path / "eager"), rel=1e-6)
+    with open(tmp_path / "eager" / "metrics.csv") as a, open(tmp_path / "graphed" / "metrics.csv") as b:
+        for eager, graphed in zip(csv.DictReader(a), csv.DictReader(b)):
+            for key in eager:
+                if key.endswith("_mae") or key.endswith("_rmse"):
+                    assert float(graphed[key]) == pytest.approx(float(eager[key]), rel=1e-6), key
+    frames = ase.io.read(slice_file, ":6")
+    eager, graphed = (load_model(tmp_path / name / "last.pt").predict(frames) for name in ("eager", "graphed"))
+    for key in ("energy", "forces", "dipole", "charges"):
+        assert np.allclose(graphed[key], eager[key], rtol=1e-6, atol=1e-9), key
+
+
+class EagerSteps:
+    """Stands in for :class:`GraphedSteps` on the CPU: the same padded step, run eagerly."""
+
+    def __init__(self, step, n_targets, device):
+        self.step, self.n_graphs, self.replays, self.eager_steps = step, 0, 0, 0
+
+    def __call__(self, padded, shape):
+        self.eager_steps += 1
+        return self.step(padded)
+
+
+def test_padded_steps_train_as_eager_steps_on_cpu(slice_file, tmp_path, monkeypatch):
+    """What a CUDA graph records (padded batch, masked loss, capturable AdamW with a tensor learning rate),
+    run eagerly on the CPU in float64: the losses, metrics and weights of the eager trainer, and a
+    checkpoint with float learning rates."""
+    def run(name, *extra):
+        args = ["train", "--model", "so3net", "--lmax", "1", "--data", str(slice_file), "--epochs", "3", "--dtype",
+                "float64", "--out", str(tmp_path / name), *SMALL, "--batch-size", "5", *extra]
+        assert main(args) == 0
+
+    run("eager")
+    monkeypatch.setattr("equiprop.train.loop.check_cuda_graphs", lambda *args: None)
+    monkeypatch.setattr("equiprop.train.loop.GraphedSteps", EagerSteps)
+    run("padded", "--cuda-graphs")
+    with open(tmp_path / "eager" / "metrics.csv") as a, open(tmp_path / "padded" / "metrics.csv") as b:
+        rows = list(zip(csv.DictReader(a), csv.DictReader(b)))
+    assert len(rows) == 3
+    for eager, padded in rows:
+        for key in (k for k in eager if k != "seconds"):
+            # the same up to the learning rate's float32 rounding (5e-8 relative; a wrong mask or count differs by >1e-3)
+            assert float(padded[key]) == pytest.approx(float(eager[key]), rel=1e-6, abs=1e-12), key
+    state = torch.load(tmp_path / "padded" / "last.pt", weights_only=True)["training"]["optimizer"]
+    assert all(type(group["lr"]) is float for group in state["param_groups"])
+
+
+def test_scheduler_changes_the_recorded_learning_rate_in_place():
+    """A graph reads the learning rate from one tensor: the scheduler and a loaded state must keep that tensor."""
+    from equiprop.train.optim import adamw, optimizer_state, set_lr_kind
+
+    model = torch.nn.Linear(3, 2)
+    optimizer = adamw(model, 1e-2, 0.0, capturable=True)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=0)
+    recorded = optimizer.param_groups[0]["lr"]
+    for loss in (1.0, 2.0, 3.0):
+        scheduler.step(loss)
+    assert optimizer.param_groups[0]["lr"] is recorded and float(recorded) == pytest.approx(2.5e-3)
+    state = optimizer_state(optimizer)
+    assert type(state["param_groups"][0]["lr"]) is float and optimizer.param_groups[0]["lr"] is recorded
+    fresh = adamw(model, 1e-2, 0.0, capturable=True)
+    fresh.load_state_dict(state)
+    set_lr_kind(fresh, capturable=True)
+    assert torch.is_tensor(fresh.param_groups[0]["lr"]) and float(fresh.param_groups[0]["lr"]) == pytest.approx(2.5e-3)
+
+
+@needs_cuda
+def test_graphed_run_resumes(slice_file, tmp_path):
+    """A checkpoint written with CUDA graphs resumes without them (float learning rates in the file)."""
+    train(tmp_path / "run", slice_file, "--cuda-graphs", "--epochs", "1")
+    assert main(["train", "--resume", str(tmp_path / "run"), "--epochs", "2", "--no-cuda-graphs"]) == 0
+    assert len(train_losses(tmp_path / "run")) == 2
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--device", "cpu"], "needs a CUDA device"),
+    (["--device", "cuda", "--compile"], "exclude each other"),
+])
+def test_cuda_graphs_refusals_are_clear(slice_file, tmp_path, capsys, extra, message):
+    if "cuda" in extra and not torch.cuda.is_available():
+        pytest.skip("the device check comes first without a GPU")
+    code = main(["train", "--data", str(slice_file), "--epochs", "1", "--out", str(tmp_path / "run"), *SMALL,
+                 "--cuda-graphs", *extra])
+    assert code != 0
+    assert message in capsys.readouterr().err
