@@ -84,6 +84,9 @@ def main():
         "epochs": progress.step * args.batch_size / len(sets["train"]), "train_seconds": progress.elapsed,
         "steps": progress.step, "host": {"loadavg_1min_end": os.getloadavg()[0], "threads": torch.get_num_threads()},
     }
+    if trainer.graphs is not None:
+        graphs = trainer.graphs
+        report["cuda_graphs"] = {"recorded": graphs.n_graphs, "replayed": graphs.replays, "eager": graphs.eager_steps}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))

@@ -78,7 +78,8 @@ def run_job(label, python, script, flags, budget, split, common=COMMON, out_dir=
         return None
     result = json.loads(out.read_text())
     result["label"] = label
-    summary = {k: result.get(k) for k in ("n_params", "train_structures_per_s", "epochs", "peak_memory_mib", "peak_gpu_mib")}
+    summary = {k: result.get(k) for k in ("n_params", "train_structures_per_s", "epochs", "peak_memory_mib", "peak_gpu_mib",
+                                          "cuda_graphs") if k in result}
     print(f"  {json.dumps({**summary, 'inference': result['inference'], 'test_mae': result['test_mae']})}", flush=True)
     return result
 
