@@ -3,6 +3,7 @@
 Run in the project's venv: ``python bench/equiprop_bench.py --model so3net --split-dir DIR --budget 300``.
 """
 
+import argparse
 import json
 import os
 import resource
@@ -36,7 +37,8 @@ def parse_args():
 
     parser = build_parser(__doc__, ["so3net", "schnet"], default_lr=2e-3, default_grad_clip=10.0)
     parser.add_argument("--compile", action="store_true", help="equiprop train --compile (compile time counts in the budget)")
-    parser.add_argument("--cuda-graphs", action="store_true", help="equiprop train --cuda-graphs (recording counts in the budget)")
+    parser.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
+                        help="equiprop train --(no-)cuda-graphs (default: on where possible; recording counts in the budget)")
     return parser.parse_args()
 
 

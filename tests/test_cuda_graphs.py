@@ -1,4 +1,7 @@
-"""``equiprop train --cuda-graphs``: steps replayed from CUDA graphs train as eager steps do (GPU only, but the refusals)."""
+"""Training steps replayed from CUDA graphs (on by default on a GPU) train as eager steps do.
+
+The graphs need a GPU; the padded step they record is also checked on the CPU.
+"""
 
 import csv
 
@@ -34,8 +37,8 @@ def test_graphed_training_follows_eager_training(slice_file, tmp_path, monkeypat
     shapes, and a last, partial batch (empty structure slots).
     """
     monkeypatch.setattr("equiprop.train.cuda_graphs.MAX_GRAPHS", max_graphs)
-    train(tmp_path / "eager", slice_file)
-    train(tmp_path / "graphed", slice_file, "--cuda-graphs")
+    train(tmp_path / "eager", slice_file, "--no-cuda-graphs")
+    train(tmp_path / "graphed", slice_file)  # on by default on a GPU
     assert train_losses(tmp_path / "graphed") == pytest.approx(train_losses(tmp_path / "eager"), rel=1e-6)
     with open(tmp_path / "eager" / "metrics.csv") as a, open(tmp_path / "graphed" / "metrics.csv") as b:
         for eager, graphed in zip(csv.DictReader(a), csv.DictReader(b)):
@@ -45,7 +48,7 @@ def test_graphed_training_follows_eager_training(slice_file, tmp_path, monkeypat
     frames = ase.io.read(slice_file, ":6")
     eager, graphed = (load_model(tmp_path / name / "last.pt").predict(frames) for name in ("eager", "graphed"))
     for key in ("energy", "forces", "dipole", "charges"):
-        assert np.allclose(graphed[key], eager[key], rtol=1e-6, atol=1e-9), key
+        assert np.allclose(np.concatenate(graphed[key]), np.concatenate(eager[key]), rtol=1e-6, atol=1e-9), key
 
 
 class EagerSteps:
@@ -69,7 +72,7 @@ def test_padded_steps_train_as_eager_steps_on_cpu(slice_file, tmp_path, monkeypa
         assert main(args) == 0
 
     run("eager")
-    monkeypatch.setattr("equiprop.train.loop.check_cuda_graphs", lambda *args: None)
+    monkeypatch.setattr("equiprop.train.loop.use_cuda_graphs", lambda *args: True)
     monkeypatch.setattr("equiprop.train.loop.GraphedSteps", EagerSteps)
     run("padded", "--cuda-graphs")
     with open(tmp_path / "eager" / "metrics.csv") as a, open(tmp_path / "padded" / "metrics.csv") as b:
@@ -103,11 +106,14 @@ def test_scheduler_changes_the_recorded_learning_rate_in_place():
 
 
 @needs_cuda
-def test_graphed_run_resumes(slice_file, tmp_path):
-    """A checkpoint written with CUDA graphs resumes without them (float learning rates in the file)."""
-    train(tmp_path / "run", slice_file, "--cuda-graphs", "--epochs", "1")
-    assert main(["train", "--resume", str(tmp_path / "run"), "--epochs", "2", "--no-cuda-graphs"]) == 0
-    assert len(train_losses(tmp_path / "run")) == 2
+def test_runs_resume_across_graphed_and_eager_steps(slice_file, tmp_path):
+    """Checkpoints hold float learning rates: an eager run resumes with CUDA graphs, and that one without."""
+    run = tmp_path / "run"
+    train(run, slice_file, "--epochs", "1", "--no-cuda-graphs")
+    assert main(["train", "--resume", str(run), "--epochs", "2"]) == 0  # graphs by default
+    assert main(["train", "--resume", str(run), "--epochs", "3", "--no-cuda-graphs"]) == 0
+    losses = train_losses(run)
+    assert len(losses) == 3 and losses[2] < losses[0]
 
 
 @pytest.mark.parametrize("extra, message", [

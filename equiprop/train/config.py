@@ -63,7 +63,7 @@ class TrainConfig:
     device: str = "cpu"  # cpu, cuda or cuda:N; under torchrun "cuda" is each rank's LOCAL_RANK GPU
     num_workers: int = 0  # DataLoader worker processes building batches (0: in the training process)
     compile: bool = False  # experimental: torch.compile the outputs and forces (train/compiled.py)
-    cuda_graphs: bool = False  # replay each training step from a CUDA graph, batches padded (train/cuda_graphs.py)
+    cuda_graphs: bool | None = None  # replay each step from a CUDA graph (train/cuda_graphs.py); None: on where possible
     out: str = "runs/train"
 
     def __post_init__(self):

@@ -68,7 +68,7 @@ class Trainer:
                  ranks: Ranks = Ranks(), device=None):
         if config.compile and ranks.distributed:
             raise InputError("--compile runs in one process only; train without it under torchrun")
-        check_cuda_graphs(config, ranks, device if device is not None else next(model.parameters()).device)
+        graphed = use_cuda_graphs(config, ranks, device if device is not None else next(model.parameters()).device)
         self.config, self.model, self.train, self.val = config, model, train, val
         self.ranks, self.device = ranks, device if device is not None else next(model.parameters()).device
         self.net = DistributedDataParallel(model, broadcast_buffers=False) if ranks.distributed else model
@@ -77,10 +77,10 @@ class Trainer:
         self.scales = {p: scales[p.value] for p in self.targets}
         self.weights = {p: config.weight(p) for p in self.targets}
         self.run_dir, self.log = Path(run_dir), log
-        self.optimizer = adamw(model, config.lr, config.weight_decay, capturable=config.cuda_graphs)
+        self.optimizer = adamw(model, config.lr, config.weight_decay, capturable=graphed)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, factor=config.lr_factor, patience=config.lr_patience)
         self.ema = moving_average(model)
-        self.graphs = GraphedSteps(self._padded_step, len(self.targets), self.device) if config.cuda_graphs else None
+        self.graphs = GraphedSteps(self._padded_step, len(self.targets), self.device) if graphed else None
         self._pending_loss = None  # one process on a GPU: the last step's loss, read after the next step is launched
         self.progress = Progress()
         self.signal_received = False  # Ctrl-C on this rank
@@ -316,16 +316,21 @@ class Trainer:
         self.log("stopping after this step (Ctrl-C again to abort at once)")
 
 
-def check_cuda_graphs(config: TrainConfig, ranks: Ranks, device: torch.device) -> None:
-    """InputError unless CUDA graphs can record this run's steps: one process, a CUDA device, no --compile."""
-    if not config.cuda_graphs:
-        return
+def use_cuda_graphs(config: TrainConfig, ranks: Ranks, device: torch.device) -> bool:
+    """Whether training steps are replayed from CUDA graphs: where asked, or by default (``None``) where they can be.
+
+    They can for one process on a CUDA device without ``--compile``; asked for elsewhere, InputError.
+    """
+    possible = device.type == "cuda" and not ranks.distributed and not config.compile
+    if config.cuda_graphs is None or not config.cuda_graphs:
+        return bool(config.cuda_graphs is None and possible)
     if device.type != "cuda":
         raise InputError(f"--cuda-graphs needs a CUDA device; got --device {config.device}")
     if ranks.distributed:
         raise InputError("--cuda-graphs runs in one process only; train without it under torchrun")
     if config.compile:
         raise InputError("--cuda-graphs and --compile exclude each other; choose one")
+    return True
 
 
 def append_metrics_row(path: Path, row: dict) -> None:

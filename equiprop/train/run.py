@@ -18,7 +18,7 @@ from equiprop.train.rundir import prepare_run_dir
 from equiprop.data.typemap import TypeMap
 
 #: Fields that may change when a run is resumed; all others must match the saved config.
-RESUMABLE_CHANGES = ("epochs", "max_time", "early_stopping", "device", "num_workers")
+RESUMABLE_CHANGES = ("epochs", "max_time", "early_stopping", "device", "num_workers", "compile", "cuda_graphs")
 
 
 def train(config: TrainConfig, resume: bool = False, overwrite: bool = False, log=print, on_step=None) -> dict:
