@@ -64,3 +64,26 @@ def test_adamw_is_fused_on_cpu_and_steps_like_the_reference():
         loop.step()
     for p, q in zip(model.parameters(), reference):
         assert torch.allclose(p, q, rtol=1e-12, atol=1e-14)
+
+
+def test_moving_average_warms_up_then_decays():
+    """EMA: the first update copies, then ``a += w (c - a)`` with ``w = 1 - min(decay, (1 + n) / (10 + n))``."""
+    import torch
+
+    from equiprop.train.optim import MovingAverage
+
+    model = equiprop.SchNet(elements=["H", "O"], features=4, interactions=1, dtype="float64")
+    ema = MovingAverage(model, decay=0.5)
+    values = [1.0, 3.0, 7.0, 15.0]
+    expected = None
+    for n, value in enumerate(values):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.fill_(value)
+        ema.update()
+        weight = 1.0 - min(0.5, (1.0 + n) / (10.0 + n))
+        expected = value if n == 0 else expected + weight * (value - expected)
+    assert int(ema.average.n_averaged) == 4
+    for p in ema.average.module.parameters():
+        assert torch.allclose(p, torch.full_like(p, expected), rtol=1e-14)
+    assert expected != values[-1]  # the weights of steps 1-3 are 0.9, 0.82, 0.5: not a copy

@@ -35,7 +35,7 @@ from equiprop.train.distributed import Ranks, all_sum, barrier, shard
 from equiprop.train.loader import batch_loader
 from equiprop.train.losses import residuals, weighted_loss
 from equiprop.train.metrics import ErrorSums, error_rows
-from equiprop.train.optim import adamw, moving_average, optimizer_state, set_lr_kind, update_average
+from equiprop.train.optim import MovingAverage, adamw, optimizer_state, set_lr_kind
 from equiprop.train.padding import PaddedBatch, PaddedShape, pad_batch
 
 
@@ -79,7 +79,8 @@ class Trainer:
         self.run_dir, self.log = Path(run_dir), log
         self.optimizer = adamw(model, config.lr, config.weight_decay, capturable=graphed)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, factor=config.lr_factor, patience=config.lr_patience)
-        self.ema = moving_average(model)
+        self.moving_average = MovingAverage(model, config.ema_decay)
+        self.ema = self.moving_average.average  # validated, saved as best.pt
         self.graphs = GraphedSteps(self._padded_step, len(self.targets), self.device) if graphed else None
         self._pending_loss = None  # one process on a GPU: the last step's loss, read after the next step is launched
         self.progress = Progress()
@@ -228,7 +229,7 @@ class Trainer:
         self._after_update()
 
     def _after_update(self) -> None:
-        update_average(self.ema, self.model, self.config.ema_decay)
+        self.moving_average.update()
         self.progress.step += 1
         self.progress.batch += 1
 

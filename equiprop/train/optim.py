@@ -45,31 +45,35 @@ def optimizer_state(optimizer: torch.optim.Optimizer) -> dict:
     return state
 
 
-def moving_average(model: torch.nn.Module) -> AveragedModel:
-    """A copy of ``model`` (parameters and buffers) to average with :func:`update_average`."""
-    return AveragedModel(model, use_buffers=True)
+class MovingAverage:
+    """EMA of a model's parameters and buffers: ``average`` (an ``AveragedModel``, its state and ``.module``) and ``update()``.
 
-
-def update_average(average: AveragedModel, model: torch.nn.Module, decay: float) -> None:
-    """EMA with warm-up: the decay is ``min(decay, (1 + n) / (10 + n))`` after n updates; the first copies.
-
-    Early averages are not dominated by the random initial weights (as in
-    TensorFlow's ExponentialMovingAverage with ``num_updates``). The count
-    ``n`` stays on the CPU and the update is one multi-tensor ``lerp``, so a
-    GPU step is not waited for (``AveragedModel.update_parameters`` reads its
-    count on the device).
+    The decay is ``min(decay, (1 + n) / (10 + n))`` after n updates; the first
+    copies. Early averages are not dominated by the random initial weights (as
+    in TensorFlow's ExponentialMovingAverage with ``num_updates``). The count
+    ``n`` stays on the CPU and the update is one multi-tensor ``lerp`` over
+    tensor lists gathered once, so a GPU step is not waited for
+    (``AveragedModel.update_parameters`` reads its count on the device) and a
+    CPU step does not walk the module tree (2.4 ms of a 80 ms step when it did).
     """
-    n = int(average.n_averaged)
-    pairs = zip(itertools.chain(average.module.parameters(), average.module.buffers()),
-                itertools.chain(model.parameters(), model.buffers()))
-    floats, integers = [], []
-    for a, c in pairs:
-        (floats if a.is_floating_point() else integers).append((a.detach(), c.detach()))
-    if n == 0:
-        torch._foreach_copy_([a for a, _ in floats], [c for _, c in floats])
-    else:
-        weight = 1.0 - min(decay, (1.0 + n) / (10.0 + n))
-        torch._foreach_lerp_([a for a, _ in floats], [c for _, c in floats], weight)
-    for a, c in integers:  # index tables
-        a.copy_(c)
-    average.n_averaged += 1
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.average, self.decay = AveragedModel(model, use_buffers=True), decay
+        pairs = zip(itertools.chain(self.average.module.parameters(), self.average.module.buffers()),
+                    itertools.chain(model.parameters(), model.buffers()))
+        self.floats, self.integers = ([], []), ([], [])
+        for a, c in pairs:
+            target = self.floats if a.is_floating_point() else self.integers
+            target[0].append(a.detach())
+            target[1].append(c.detach())
+
+    def update(self) -> None:
+        n = int(self.average.n_averaged)
+        (averaged, current), (averaged_ints, current_ints) = self.floats, self.integers
+        if n == 0:
+            torch._foreach_copy_(averaged, current)
+        else:
+            torch._foreach_lerp_(averaged, current, 1.0 - min(self.decay, (1.0 + n) / (10.0 + n)))
+        if averaged_ints:  # index tables
+            torch._foreach_copy_(averaged_ints, current_ints)
+        self.average.n_averaged += 1
