@@ -9,6 +9,8 @@ batches as one process would take), the losses are normalised by the global
 batch's counts so the averaged gradient equals one process's gradient, and
 decisions (stop, time limit, non-finite loss, early stopping) are taken on
 values summed over the ranks, so all ranks agree (docs/distributed.md).
+In one process on a GPU each step is replayed from a CUDA graph of its padded
+batch shape (``cuda_graphs.py``, ``padding.py``; docs/training.md).
 """
 
 import csv
@@ -25,10 +27,10 @@ from tqdm import tqdm
 from equiprop.errors import InputError
 from equiprop.keys import Property
 from equiprop.train.allocator import keep_freed_memory
-from equiprop.train.compiled import compiled_outputs
-from equiprop.train.cuda_graphs import GraphedSteps
 from equiprop.train.checkpoint import save_checkpoint
+from equiprop.train.compiled import compiled_outputs
 from equiprop.train.config import TrainConfig
+from equiprop.train.cuda_graphs import GraphedSteps
 from equiprop.train.evaluate import error_sums
 from equiprop.train.data import LabelledSet, batch_order
 from equiprop.train.distributed import Ranks, all_sum, barrier, shard
