@@ -12,7 +12,7 @@ from equiprop.models import SchNet, SO3Net
 from equiprop.train.losses import residuals, weighted_loss
 from equiprop.train.padding import PaddedShape, bucket, pad_batch
 
-TARGETS = (Property.CHARGES, Property.DIPOLE, Property.ENERGY, Property.FORCES)
+TARGETS = (Property.CHARGES, Property.DIPOLE, Property.DIPOLE_MAGNITUDE, Property.ENERGY, Property.FORCES)  # every target
 CUTOFF = 3.5
 
 
@@ -45,6 +45,7 @@ def model_and_batch(kind: str, paired: bool):
     labels = {
         Property.CHARGES: torch.randn(batch.positions.shape[0], generator=generator, dtype=torch.float64) * 0.1,
         Property.DIPOLE: torch.randn(batch.n_structures, 3, generator=generator, dtype=torch.float64),
+        Property.DIPOLE_MAGNITUDE: torch.rand(batch.n_structures, generator=generator, dtype=torch.float64),
         Property.ENERGY: torch.randn(batch.n_structures, generator=generator, dtype=torch.float64),
         Property.FORCES: torch.randn(batch.positions.shape[0], 3, generator=generator, dtype=torch.float64),
     }
