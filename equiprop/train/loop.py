@@ -174,8 +174,10 @@ class Trainer:
                     f"continue with --resume {self.run_dir}", code=130)
             if self._out_of_time():
                 break
+        if not self.ranks.distributed:  # (ranks keep the agreed time: their decisions must not differ)
+            losses += self._read_pending_loss()  # on a GPU: wait for the last step, and count the wait as training time
+            self.progress.elapsed += time.perf_counter() - start
         bar.close()
-        losses += self._read_pending_loss()
         self._end_epoch(sums, losses)
 
     @property
