@@ -78,7 +78,8 @@ def test_padded_steps_train_as_eager_steps_on_cpu(slice_file, tmp_path, monkeypa
         assert main(args) == 0
 
     run("eager")
-    monkeypatch.setattr("equiprop.train.loop.use_cuda_graphs", lambda *args: True)
+    for module in ("loop", "run"):
+        monkeypatch.setattr(f"equiprop.train.{module}.use_cuda_graphs", lambda *args: True)
     monkeypatch.setattr("equiprop.train.loop.GraphedSteps", EagerSteps)
     run("padded", "--cuda-graphs")
     with open(tmp_path / "eager" / "metrics.csv") as a, open(tmp_path / "padded" / "metrics.csv") as b:
@@ -134,3 +135,4 @@ def test_cuda_graphs_refusals_are_clear(slice_file, tmp_path, capsys, extra, mes
                  "--cuda-graphs", *extra])
     assert code != 0
     assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # refused before the run directory is made

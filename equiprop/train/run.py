@@ -11,7 +11,7 @@ from equiprop.train import distributed
 from equiprop.train.checkpoint import load_checkpoint, load_model, model_from_checkpoint
 from equiprop.train.config import TrainConfig, save_yaml
 from equiprop.train.evaluate import evaluate
-from equiprop.train.loop import Trainer, drop_rows_after
+from equiprop.train.loop import Trainer, drop_rows_after, use_cuda_graphs
 from equiprop.train.plots import parity_plots
 from equiprop.train.prepare import Splits, build_model, fit_normalization, mean_neighbors, prepare_data
 from equiprop.train.rundir import prepare_run_dir
@@ -30,6 +30,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False, lo
     ranks, device, joined = distributed.start(config.device)
     trainer = None
     try:
+        use_cuda_graphs(config, ranks, device)  # a flag that cannot apply fails before the run directory is touched
         log = log if ranks.is_main else _quiet
         run_dir = distributed.on_main(lambda: prepare_run_dir(config.out, resume, overwrite, log), ranks)
         trainer, splits = (_resumed_trainer if resume else _new_trainer)(config, run_dir, log, ranks, device)
