@@ -68,8 +68,6 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, model, train: LabelledSet, val: LabelledSet, scales: dict, run_dir, log=print,
                  ranks: Ranks = Ranks(), device=None):
-        if config.compile and ranks.distributed:
-            raise InputError("--compile runs in one process only; train without it under torchrun")
         graphed = use_cuda_graphs(config, ranks, device if device is not None else next(model.parameters()).device)
         self.config, self.model, self.train, self.val = config, model, train, val
         self.ranks, self.device = ranks, device if device is not None else next(model.parameters()).device
@@ -324,8 +322,12 @@ class Trainer:
 def use_cuda_graphs(config: TrainConfig, ranks: Ranks, device: torch.device) -> bool:
     """Whether training steps are replayed from CUDA graphs: where asked, or by default (``None``) where they can be.
 
-    They can for one process on a CUDA device without ``--compile``; asked for elsewhere, InputError.
+    They can for one process on a CUDA device without ``--compile``; asked for
+    elsewhere, InputError (as for ``--compile`` under torchrun). The command
+    line calls this before it touches the run directory.
     """
+    if config.compile and ranks.distributed:
+        raise InputError("--compile runs in one process only; train without it under torchrun")
     possible = device.type == "cuda" and not ranks.distributed and not config.compile
     if config.cuda_graphs is None or not config.cuda_graphs:
         return bool(config.cuda_graphs is None and possible)
