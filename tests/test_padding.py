@@ -1,5 +1,7 @@
 """Padded batches (for CUDA graphs) give the loss, metrics and gradients of the unpadded batch."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -99,8 +101,6 @@ def test_padding_edges_carry_no_messages():
     first = model(padded.batch, compute_forces=True)
     moved_positions = padded.batch.positions.clone()
     moved_positions[n:] += torch.tensor([0.3, -0.2, 0.1], dtype=torch.float64)
-    from dataclasses import replace
-
     second = model(replace(padded.batch, positions=moved_positions), compute_forces=True)
     assert torch.equal(first[Property.FORCES][:n], second[Property.FORCES][:n])
     assert torch.equal(first[Property.ENERGY][:3], second[Property.ENERGY][:3])

@@ -16,9 +16,10 @@ HELP = {
     "max_time": "stop training after this many seconds", "out": "run directory", "device": "cpu, cuda or cuda:N (under torchrun, cuda = each rank's GPU)",
     "num_workers": "DataLoader worker processes building batches (0: none)",
     "compile": "experimental: torch.compile the model's outputs and forces (about 80 s to compile SO3Net on 2 CPU "
-               "cores, no gain in training there; meant for GPUs, not measured yet); one process only",
+               "cores, no gain in training there; not measured on a GPU, where CUDA graphs are the default); one process only",
     "cuda_graphs": "record each training step once as a CUDA graph and replay it (batches padded to a few sizes; "
-                   "about 10x faster on a GPU); default: on for one process on a CUDA device without --compile",
+                   "8-10x faster on an H100 in docs/benchmarks.md); default: on for one process on a CUDA device "
+                   "without --compile",
     "elements": "ordered type map, e.g. H,O (default: elements of the data by atomic number)",
 }
 

@@ -35,7 +35,7 @@ class _Bucket:
     """One bucket's graph, static inputs on the GPU and a pinned host copy for the asynchronous upload."""
 
     def __init__(self, padded: PaddedBatch, device: torch.device):
-        self.static = _map(padded, lambda t: torch.empty_like(t, device=device))
+        self.static = padded.map(lambda t: torch.empty_like(t, device=device))
         self.staging = [torch.empty_like(t, pin_memory=True) for t in padded.tensors()]
         self.uploaded = None  # event: the last upload from ``staging`` has finished
         self.graph = None
@@ -76,7 +76,7 @@ class GraphedSteps:
         bucket = self.buckets.get(shape)
         if bucket is None:
             if len(self.buckets) >= self.max_graphs and self.warm:  # too many shapes: this one runs eagerly
-                return self._eager(_map(padded, lambda t: t.to(self.device, non_blocking=True)))
+                return self._eager(padded.map(lambda t: t.to(self.device, non_blocking=True)))
             bucket = self.buckets[shape] = _Bucket(padded, self.device)
         bucket.load(padded)
         if not self.warm:  # first step: eager, on a side stream, before any capture
@@ -111,11 +111,3 @@ class GraphedSteps:
         with torch.cuda.graph(bucket.graph, pool=self.pool):
             self._run(bucket.static)
 
-
-def _map(padded: PaddedBatch, function) -> PaddedBatch:
-    """``padded`` with ``function`` applied to every tensor."""
-    from dataclasses import replace
-
-    batch = replace(padded.batch, **{k: function(t) for k, t in padded.batch.tensors().items()})
-    return PaddedBatch(batch, {p: function(v) for p, v in padded.labels.items()}, function(padded.atom_mask),
-                       function(padded.structure_mask), function(padded.counts))

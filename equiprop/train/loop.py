@@ -82,7 +82,8 @@ class Trainer:
         self.moving_average = MovingAverage(model, config.ema_decay)
         self.ema = self.moving_average.average  # validated, saved as best.pt
         self.graphs = GraphedSteps(self._padded_step, len(self.targets), self.device) if graphed else None
-        self._pending_loss = None  # one process on a GPU: the last step's loss, read after the next step is launched
+        # one process on a GPU: the last step's loss (pinned buffer, copy event), read after the next step is launched
+        self._loss_host, self._pending_loss = None, None
         self.progress = Progress()
         self.signal_received = False  # Ctrl-C on this rank
         self.stop_requested = False  # Ctrl-C on any rank (agreed after each step)
@@ -201,7 +202,8 @@ class Trainer:
         loss = weighted_loss(errors, self.scales, self.weights, counts) * (1.0 if sums is not None else 0.0)
         self.optimizer.zero_grad(set_to_none=True)
         (loss * self.ranks.world_size).backward()  # DDP averages the ranks' gradients; their losses add up
-        self._clip_and_update()
+        self._clip_and_step()
+        self._after_update()
         if sums is not None:
             sums.add(errors)
         return loss.detach()
@@ -221,14 +223,12 @@ class Trainer:
         errors = padded.masked(residuals(pred, padded.labels, padded.batch))
         loss = weighted_loss(errors, self.scales, self.weights, dict(zip(padded.labels, padded.counts)))
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        self.optimizer.step()
+        self._clip_and_step()
         return loss.detach(), error_rows(errors, self.targets, padded.counts)
 
-    def _clip_and_update(self) -> None:
+    def _clip_and_step(self) -> None:
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimizer.step()
-        self._after_update()
 
     def _after_update(self) -> None:
         self.moving_average.update()
@@ -244,12 +244,13 @@ class Trainer:
         """
         if not self.ranks.distributed and self.device.type == "cuda":
             self.progress.elapsed = elapsed
-            known = self._read_pending_loss()
-            host = torch.empty((), dtype=torch.float64, pin_memory=True)
-            host.copy_(local_loss, non_blocking=True)
+            known = self._read_pending_loss()  # waits for the previous copy: the buffer is free again
+            if self._loss_host is None:
+                self._loss_host = torch.empty((), dtype=torch.float64, pin_memory=True)
+            self._loss_host.copy_(local_loss, non_blocking=True)
             done = torch.cuda.Event()
             done.record()
-            self._pending_loss = (host, done, self.progress.step)
+            self._pending_loss = (done, self.progress.step)
             return known
         shared = torch.stack([local_loss.double(), local_loss.new_tensor(float(self.signal_received), dtype=torch.float64),
                               local_loss.new_tensor(elapsed, dtype=torch.float64)])
@@ -262,11 +263,12 @@ class Trainer:
     def _read_pending_loss(self) -> list[float]:
         if self._pending_loss is None:
             return []
-        host, done, step = self._pending_loss
+        done, step = self._pending_loss
         self._pending_loss = None
         done.synchronize()
-        self._check_finite(float(host), step)
-        return [float(host)]
+        loss = float(self._loss_host)
+        self._check_finite(loss, step)
+        return [loss]
 
     def _check_finite(self, loss: float, step: int) -> None:
         if not math.isfinite(loss):
@@ -328,9 +330,10 @@ def use_cuda_graphs(config: TrainConfig, ranks: Ranks, device: torch.device) -> 
     """
     if config.compile and ranks.distributed:
         raise InputError("--compile runs in one process only; train without it under torchrun")
-    possible = device.type == "cuda" and not ranks.distributed and not config.compile
-    if config.cuda_graphs is None or not config.cuda_graphs:
-        return bool(config.cuda_graphs is None and possible)
+    if config.cuda_graphs is None:
+        return device.type == "cuda" and not ranks.distributed and not config.compile
+    if not config.cuda_graphs:
+        return False
     if device.type != "cuda":
         raise InputError(f"--cuda-graphs needs a CUDA device; got --device {config.device}")
     if ranks.distributed:

@@ -48,8 +48,8 @@ class PaddedShape:
         if batch.n_structures > structures:
             raise ValueError(f"batch of {batch.n_structures} structures does not fit {structures} slots")
         edges = batch.edge_index.shape[1]
-        half = bucket(edges // 2) if batch.paired_edges else None
-        return cls(atoms=bucket(batch.positions.shape[0] + 1), edges=2 * half if half else bucket(edges), structures=structures)
+        edges = 2 * bucket(edges // 2) if batch.paired_edges else bucket(edges)  # both halves padded alike
+        return cls(atoms=bucket(batch.positions.shape[0] + 1), edges=edges, structures=structures)
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,12 @@ class PaddedBatch:
         graph = self.batch.tensors()
         return [graph[k] for k in sorted(graph)] + [self.labels[p] for p in self.labels] + [
             self.atom_mask, self.structure_mask, self.counts]
+
+    def map(self, function) -> "PaddedBatch":
+        """This batch with ``function`` applied to every tensor (e.g. a copy on another device)."""
+        batch = replace(self.batch, **{k: function(t) for k, t in self.batch.tensors().items()})
+        return PaddedBatch(batch, {p: function(v) for p, v in self.labels.items()}, function(self.atom_mask),
+                           function(self.structure_mask), function(self.counts))
 
     def masked(self, errors: Tensors) -> Tensors:
         """Errors with the padding's entries set to zero."""
