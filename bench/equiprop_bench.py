@@ -36,6 +36,7 @@ def parse_args():
     from peer_common import build_parser
 
     parser = build_parser(__doc__, ["so3net", "schnet"], default_lr=2e-3, default_grad_clip=10.0)
+    parser.add_argument("--sh-lmax", type=int, default=None, help="equiprop train --sh-lmax (so3net; default: --lmax)")
     parser.add_argument("--compile", action="store_true", help="equiprop train --compile (compile time counts in the budget)")
     parser.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
                         help="equiprop train --(no-)cuda-graphs (default: on where possible; recording counts in the budget)")
@@ -48,7 +49,7 @@ def main():
     targets = Property.parse(args.targets)
     weights = {f"{t.value}_weight": getattr(args, f"{t.value}_weight") for t in targets}
     config = TrainConfig(model=args.model, targets=[t.value for t in targets], cutoff=args.cutoff, features=args.features,
-                         interactions=args.interactions, lmax=args.lmax, batch_size=args.batch_size, epochs=100000,
+                         interactions=args.interactions, lmax=args.lmax, sh_lmax=args.sh_lmax, batch_size=args.batch_size, epochs=100000,
                          max_time=args.budget, early_stopping=100000, lr=args.lr, grad_clip=args.grad_clip or 1e30,
                          device=args.device, seed=args.seed, compile=args.compile, cuda_graphs=args.cuda_graphs,
                          **weights)

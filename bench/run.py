@@ -32,6 +32,9 @@ COMMON = ["--batch-size", "16", "--cutoff", "4.0", "--features", "32"]
 JOBS = [
     ("equiprop SO3Net (lmax 2)", None, "bench/equiprop_bench.py", ["--model", "so3net", "--interactions", "3", "--lmax", "2"]),
     ("equiprop SchNet", None, "bench/equiprop_bench.py", ["--model", "schnet", "--interactions", "3"]),
+    # l = 2 only in the edges' spherical harmonics, features l <= 1 (as the MACE row's 32x0e+32x1o): [E, 4, F] edge tensors
+    ("equiprop SO3Net (l<=1 features, l<=2 harmonics)", None, "bench/equiprop_bench.py",
+     ["--model", "so3net", "--interactions", "3", "--lmax", "1", "--sh-lmax", "2"]),
     # on a GPU the two above replay CUDA graphs (equiprop's default there); these two run eagerly, for comparison
     ("equiprop SO3Net (lmax 2, eager)", None, "bench/equiprop_bench.py",
      ["--model", "so3net", "--interactions", "3", "--lmax", "2", "--no-cuda-graphs"]),

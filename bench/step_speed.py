@@ -1,6 +1,6 @@
 """Training-step throughput of SO3Net/SchNet on the shipped data (energy, forces, dipole, charges).
 
-``.venv/bin/python bench/step_speed.py [--model so3net] [--lmax 2] [--features 32] [--interactions 3]``:
+``.venv/bin/python bench/step_speed.py [--model so3net] [--lmax 2] [--sh-lmax L] [--features 32] [--interactions 3]``:
 10 batches of 16 structures, one untimed pass, then ``--repeats`` timed passes with and without
 forces; prints their median, or with ``--statistic best`` the fastest (this machine's
 run-to-run noise is about 15% for a single pass and drifts by up to 30% over minutes: compare
@@ -26,6 +26,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--model", choices=["so3net", "schnet"], default="so3net")
     p.add_argument("--lmax", type=int, default=2)
+    p.add_argument("--sh-lmax", type=int, default=None, help="spherical harmonics' degree (default: --lmax)")
     p.add_argument("--features", type=int, default=32)
     p.add_argument("--interactions", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
@@ -44,7 +45,7 @@ def main():
     torch.manual_seed(0)
     common = dict(elements=["H", "O"], cutoff=4.0, features=args.features, interactions=args.interactions,
                   targets=["charges", "dipole", "energy"])
-    model = equiprop.SO3Net(lmax=args.lmax, **common) if args.model == "so3net" else equiprop.SchNet(**common)
+    model = equiprop.SO3Net(lmax=args.lmax, sh_lmax=args.sh_lmax, **common) if args.model == "so3net" else equiprop.SchNet(**common)
     frames = datasets.water_pbe0()[:160]
     graphs = frames_to_graphs(frames, model.type_map, model.cutoff)
     paired = [collate(graphs[k : k + 16]).to(dtype=torch.float32) for k in range(0, 160, 16)]

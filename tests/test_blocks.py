@@ -53,7 +53,7 @@ def spherical_harmonics(lmax, vectors):
     return o3.spherical_harmonics(list(range(lmax + 1)), vectors, normalize=True, normalization="component")
 
 
-def assert_equivariant(make_block, lmax_in, lmax_out, dtype, edge_inputs=False, vector_out=False, seed=0):
+def assert_equivariant(make_block, lmax_in, lmax_out, dtype, edge_inputs=False, vector_out=False, seed=0, sh_lmax=None):
     """f(D x) == D f(x) for features ``[n, M, F]`` and random rotations; edges rotate too.
 
     ``make_block()`` runs with ``dtype`` as the default dtype, as models are built.
@@ -69,8 +69,9 @@ def assert_equivariant(make_block, lmax_in, lmax_out, dtype, edge_inputs=False, 
         edges, vectors = random_edges(), torch.randn(N_EDGES, 3, dtype=dtype)
         d = vectors.norm(dim=1)
         rbf, fcut = GaussianRBF(8, 3.0).to(dtype)(d), torch.ones_like(d)
-        out = block(x, spherical_harmonics(lmax_in, vectors), rbf, fcut, edges)
-        out_rot = block(D_in @ x, spherical_harmonics(lmax_in, vectors @ R.T), rbf, fcut, edges)
+        sh_lmax = lmax_in if sh_lmax is None else sh_lmax
+        out = block(x, spherical_harmonics(sh_lmax, vectors), rbf, fcut, edges)
+        out_rot = block(D_in @ x, spherical_harmonics(sh_lmax, vectors @ R.T), rbf, fcut, edges)
     else:
         out, out_rot = block(x), block(D_in @ x)
     expected = out @ D_out.T if vector_out else D_out @ out  # [n, 3] vectors or [n, M, F] features
@@ -79,9 +80,10 @@ def assert_equivariant(make_block, lmax_in, lmax_out, dtype, edge_inputs=False, 
     assert (out_rot - expected).abs().max().item() <= tolerance(dtype) * scale
 
 
-@pytest.mark.parametrize("lmax", [1, 2, 3])
-def test_so3_convolution(lmax, dtype):
-    assert_equivariant(lambda: SO3Convolution(lmax, F, n_rbf=8, radial_hidden=16), lmax, lmax, dtype, edge_inputs=True)
+@pytest.mark.parametrize("lmax, sh_lmax", [(1, 1), (2, 2), (3, 3), (1, 2), (2, 4)])
+def test_so3_convolution(lmax, sh_lmax, dtype):
+    make = lambda: SO3Convolution(lmax, F, n_rbf=8, radial_hidden=16, sh_lmax=sh_lmax)  # noqa: E731
+    assert_equivariant(make, lmax, lmax, dtype, edge_inputs=True, sh_lmax=sh_lmax)
 
 
 @pytest.mark.parametrize("lmax", [1, 2, 3])
@@ -127,17 +129,18 @@ def test_vector_readout_is_cartesian(dtype):
     assert_equivariant(lambda: VectorReadout(F, hidden=4), 2, 1, dtype, vector_out=True)
 
 
-@pytest.mark.parametrize("lmax", [1, 2])
-def test_convolution_matches_path_by_path_reference(lmax):
+@pytest.mark.parametrize("lmax, sh_lmax", [(1, 1), (2, 2), (1, 2)])
+def test_convolution_matches_path_by_path_reference(lmax, sh_lmax):
     """The fused matmuls give the textbook sum over paths of w_p(r) * c_f(r) * CG_p(x_j, Y)."""
     torch.manual_seed(1)
     with default_dtype(torch.float64):
-        conv = SO3Convolution(lmax, F, n_rbf=8, radial_hidden=16, avg_neighbors=2.0)
+        conv = SO3Convolution(lmax, F, n_rbf=8, radial_hidden=16, avg_neighbors=2.0, sh_lmax=sh_lmax)
     x = torch.randn(N_ATOMS, n_components(lmax), F, dtype=torch.float64)
     edges, vectors = random_edges(), torch.randn(N_EDGES, 3, dtype=torch.float64)
     rbf, fcut = torch.rand(N_EDGES, 8, dtype=torch.float64), torch.rand(N_EDGES, dtype=torch.float64)
-    sh = spherical_harmonics(lmax, vectors)
-    paths = coupling_paths(lmax, lmax, lmax)
+    sh = spherical_harmonics(sh_lmax, vectors)
+    paths = coupling_paths(lmax, sh_lmax, lmax)
+    assert (sh_lmax > lmax) == any(p.l2 > lmax for p in paths)  # e.g. 1 x 2 -> 1: the edge's l = 2 part is used
     weights = conv.radial(rbf * conv.rbf_scale) * fcut[:, None]
     path_weights, channel_weights = weights[:, : len(paths)], weights[:, len(paths) :]  # [E, P], [E, F]
     fan_in = path_fan_in(paths, lmax)

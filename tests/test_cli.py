@@ -51,6 +51,14 @@ def test_config_typo_suggests(tmp_path, capsys):
     assert "unknown config field 'batch_sise'; did you mean 'batch_size'?" in err and err.count("\n") == 1
 
 
+def test_sh_lmax_out_of_range_is_a_clear_error(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["train", "--lmax", "1", "--sh-lmax", "3", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "sh_lmax must be from lmax to 2 * lmax (1 to 2), got 3" in err and err.count("\n") == 1
+    assert not out.exists()
+
+
 def test_resume_continues_at_the_exact_step(slice_file, tmp_path):
     def config(out):
         return TrainConfig(model="schnet", data=str(slice_file), epochs=2, out=str(out), features=8, interactions=1,

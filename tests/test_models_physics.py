@@ -8,6 +8,8 @@ from ase.build import make_supercell
 from conftest import assert_close, make_model, periodic_water, random_rotation, rotated, water_cluster
 
 KINDS = ["schnet", "so3net"]
+#: the models and SO3Net with l = 2 harmonics on l <= 1 features (``sh_lmax > lmax``: other couplings)
+VARIANTS = [("schnet", {}), ("so3net", {}), ("so3net", {"lmax": 1, "sh_lmax": 2})]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -36,9 +38,9 @@ def test_permutation(kind, dtype):
     assert_close(new["dipole"], ref["dipole"], dtype)
 
 
-@pytest.mark.parametrize("lmax", [1, 3])
-def test_so3net_any_lmax_is_equivariant(lmax):
-    model = make_model("so3net", torch.float64, lmax=lmax)
+@pytest.mark.parametrize("lmax, sh_lmax", [(1, None), (3, None), (1, 2)])
+def test_so3net_any_lmax_is_equivariant(lmax, sh_lmax):
+    model = make_model("so3net", torch.float64, lmax=lmax, sh_lmax=sh_lmax)
     frame, R = water_cluster(2, seed=4), random_rotation(5)
     ref, new = model.predict([frame]), model.predict([rotated(frame, R)])
     assert_close(new["dipole"], ref["dipole"] @ R.T, torch.float64)
@@ -59,15 +61,15 @@ def test_batch_equals_singles(kind, dtype):
         assert_close(batched["forces"][k], single["forces"][0], dtype)
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_paired_edges_shortcut_equals_the_generic_path(kind):
+@pytest.mark.parametrize("kind, sizes", VARIANTS)
+def test_paired_edges_shortcut_equals_the_generic_path(kind, sizes):
     """Radial functions once per pair (paired batch) give what every edge on its own gives."""
     from dataclasses import replace
 
     from equiprop.data import collate, frames_to_graphs
     from equiprop.keys import Property
 
-    model = make_model(kind, torch.float64)
+    model = make_model(kind, torch.float64, **sizes)
     frames = [water_cluster(3, seed=9), periodic_water(seed=10)]
     batch = collate(frames_to_graphs(frames, model.type_map, model.cutoff))
     assert batch.paired_edges
@@ -115,9 +117,9 @@ def _energy(model, frame):
     return float(model.predict([frame])["energy"][0])
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_forces_match_finite_differences(kind):
-    model = make_model(kind, torch.float64)
+@pytest.mark.parametrize("kind, sizes", VARIANTS)
+def test_forces_match_finite_differences(kind, sizes):
+    model = make_model(kind, torch.float64, **sizes)
     for frame in (water_cluster(2, seed=9), periodic_water(seed=10)):
         forces = model.predict([frame])["forces"][0]
         h = 1e-5

@@ -9,7 +9,7 @@ from equiprop.data.batch import GraphBatch
 from equiprop.models.base import AtomisticModel, constructor_arguments
 from equiprop.nn.embedding import ElementEmbedding
 from equiprop.nn.precision import default_dtype
-from equiprop.nn.irreps import check_lmax
+from equiprop.nn.irreps import check_lmax, check_sh_lmax
 from equiprop.nn.radial import CosineCutoff, GaussianRBF
 from equiprop.nn.readout import VectorReadout
 from equiprop.nn.so3block import SO3Interaction
@@ -47,6 +47,11 @@ class SO3Net(AtomisticModel):
             ``elements[k]`` gets type index k. Stored with the model.
         cutoff: neighbour cutoff radius, Angstrom.
         lmax: highest angular momentum of the features (>= 1).
+        sh_lmax: highest degree of the edge directions' spherical harmonics,
+            ``lmax`` to ``2 * lmax`` (default ``lmax``). ``lmax=1, sh_lmax=2``
+            keeps vector features but lets the edges' l = 2 harmonics turn them
+            (as MACE with ``32x0e+32x1o`` hidden features): edge tensors
+            ``[n_edges, 4, F]`` instead of ``[n_edges, 9, F]`` (docs/design.md).
         features: channels per l.
         interactions: number of interaction blocks.
         targets: any of ``"charges"``, ``"dipole"``, ``"energy"``, ``"forces"``
@@ -80,6 +85,7 @@ class SO3Net(AtomisticModel):
         rbf_start: float = 0.0,
         radial_hidden: int = 64,
         avg_neighbors: float = 8.0,
+        sh_lmax: int | None = None,
         charge_constraint: bool = True,
         dipole_from_charges: bool = True,
         dtype="float32",
@@ -88,14 +94,16 @@ class SO3Net(AtomisticModel):
         with default_dtype(dtype):  # e3nn constants exact in this precision
             super().__init__(elements, cutoff, features, targets, charge_constraint, dipole_from_charges)
             self.lmax, self.features = check_lmax(lmax), features
+            self.sh_lmax = self.lmax if sh_lmax is None else check_sh_lmax(sh_lmax, self.lmax)
             self.embedding = ElementEmbedding(len(self.type_map), features)
             self.rbf = GaussianRBF(n_rbf, cutoff, rbf_start)
             self.fcut = CosineCutoff(cutoff)
-            self.sh = o3.SphericalHarmonics(o3.Irreps.spherical_harmonics(lmax), normalize=True, normalization="component")
+            self.sh = o3.SphericalHarmonics(o3.Irreps.spherical_harmonics(self.sh_lmax), normalize=True, normalization="component")
             # the last interaction computes only the degrees its readouts use: l = 0, and l = 1 for dipoles
             lmax_last = 1 if self.predicts_dipole else 0
             self.interactions = nn.ModuleList(
-                SO3Interaction(lmax, features, n_rbf, radial_hidden, avg_neighbors, lmax_last if k == interactions - 1 else None)
+                SO3Interaction(lmax, features, n_rbf, radial_hidden, avg_neighbors,
+                               lmax_last if k == interactions - 1 else None, self.sh_lmax)
                 for k in range(interactions)
             )
             self.dipole_head = VectorReadout(features, features) if self.predicts_dipole else None
@@ -104,7 +112,7 @@ class SO3Net(AtomisticModel):
         paired = batch.paired_edges  # vectors of the first half only: edge functions once per pair
         distances = torch.linalg.norm(vectors, dim=1)  # [n_edges] (n_edges / 2 if paired)
         rbf, fcut = self.rbf(distances), self.fcut(distances)  # [n_edges, n_rbf], [n_edges]
-        sh = self.sh(vectors)  # [n_edges, (lmax + 1)^2]
+        sh = self.sh(vectors)  # [n_edges, (sh_lmax + 1)^2]
         x = self.embedding(batch.types)[:, None]  # [n_atoms, 1, features]: scalars; higher l start at zero
         save_memory = x.shape[0] >= CHECKPOINT_ATOMS and torch.is_grad_enabled()
         for interaction in self.interactions:

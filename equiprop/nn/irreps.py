@@ -36,6 +36,13 @@ def check_lmax(lmax: int, minimum: int = 1) -> int:
     return int(lmax)
 
 
+def check_sh_lmax(sh_lmax: int, lmax: int) -> int:
+    """Spherical-harmonics degree for features up to ``lmax``: from lmax to 2 lmax (higher ones couple to nothing)."""
+    if int(sh_lmax) != sh_lmax or not lmax <= sh_lmax <= 2 * lmax:
+        raise ValueError(f"sh_lmax must be an integer from lmax to 2 * lmax ({lmax} to {2 * lmax}), got {sh_lmax}")
+    return int(sh_lmax)
+
+
 @dataclass(frozen=True)
 class Path:
     """A coupling ``l1 x l2 -> l3`` with natural parity."""

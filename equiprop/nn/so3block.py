@@ -15,7 +15,7 @@ class SO3Interaction(nn.Module):
 
     ``dx = conv(x)``; ``dx = dx + TP(dx, Linear(dx))`` (body order);
     ``dx = Linear(Gate(Linear(dx)))``. Shapes: ``x [n_atoms, (lmax + 1)^2, F]``
-    (or ``[n_atoms, 1, F]``, scalars only), ``sh [n_edges, (lmax + 1)^2]``,
+    (or ``[n_atoms, 1, F]``, scalars only), ``sh [n_edges, (sh_lmax + 1)^2]``,
     ``rbf [n_edges, n_rbf]``, ``fcut [n_edges]`` -> ``[n_atoms, (lmax_out + 1)^2, F]``
     (``paired``: see :class:`SO3Convolution`).
     ``lmax_out < lmax`` (the last interaction) computes only the degrees the
@@ -24,9 +24,9 @@ class SO3Interaction(nn.Module):
     """
 
     def __init__(self, lmax: int, features: int, n_rbf: int, radial_hidden: int, avg_neighbors: float,
-                 lmax_out: int | None = None):
+                 lmax_out: int | None = None, sh_lmax: int | None = None):
         super().__init__()
-        self.conv = SO3Convolution(lmax, features, n_rbf, radial_hidden, avg_neighbors)
+        self.conv = SO3Convolution(lmax, features, n_rbf, radial_hidden, avg_neighbors, sh_lmax)
         self.product = BodyOrderProduct(lmax, features, lmax_out)
         lmax_out = self.product.lmax_out
         self.pre_gate = SO3Linear(lmax_out, features, features)

@@ -6,7 +6,7 @@ import torch
 from e3nn.nn import FullyConnectedNet
 from torch import nn
 
-from equiprop.nn.irreps import check_lmax, coupling_paths, degree_of_component, dense_couplings, n_components
+from equiprop.nn.irreps import check_lmax, check_sh_lmax, coupling_paths, degree_of_component, dense_couplings, n_components
 from equiprop.nn.scatter import scatter_sum
 
 
@@ -22,26 +22,33 @@ class SO3Convolution(nn.Module):
     one ``[(lmax + 1)^2, (lmax + 1)^2]`` coupling matrix per edge, so every edge
     tensor stays ``[n_edges, (lmax + 1)^2, features]`` (docs/design.md).
 
+    ``sh_lmax`` (default ``lmax``) is the highest degree of the spherical
+    harmonics; above ``lmax`` it adds couplings such as ``1 x 2 -> 1`` (a vector
+    turned by the edge's quadrupole) without adding feature components, so the
+    edge tensors keep their size (docs/design.md, "filters above the features").
+
     Shapes: ``x [n_atoms, (lmax + 1)^2, features]`` (or ``[n_atoms, 1, features]``: scalars
-    only, as in the first interaction), ``sh [n_edges, (lmax + 1)^2]``,
+    only, as in the first interaction), ``sh [n_edges, (sh_lmax + 1)^2]``,
     ``rbf [n_edges, n_rbf]``, ``fcut [n_edges]``, ``edge_index [2, n_edges]``
     -> ``[n_atoms, (lmax + 1)^2, features]``. With ``paired`` (edge ``e + E/2`` is edge
     ``e`` reversed), ``sh``, ``rbf`` and ``fcut`` are given for the first ``E/2``
     edges only, and the radial MLP runs once per pair.
     """
 
-    def __init__(self, lmax: int, features: int, n_rbf: int, radial_hidden: int = 64, avg_neighbors: float = 8.0):
+    def __init__(self, lmax: int, features: int, n_rbf: int, radial_hidden: int = 64, avg_neighbors: float = 8.0,
+                 sh_lmax: int | None = None):
         super().__init__()
         self.lmax, self.features = check_lmax(lmax), features
-        self.paths = coupling_paths(lmax, lmax, lmax)
+        self.sh_lmax = self.lmax if sh_lmax is None else check_sh_lmax(sh_lmax, self.lmax)
+        self.paths = coupling_paths(lmax, self.sh_lmax, lmax)
         # e3nn's normalised MLP: unit-variance inputs give unit-variance weights, so the untrained
         # network already depends on geometry (see docs/performance.md, "initial plateau")
         self.radial = FullyConnectedNet([n_rbf, radial_hidden, len(self.paths) + features], nn.functional.silu)
         self.rbf_scale = (n_rbf / math.sqrt(math.pi)) ** 0.5  # Gaussians of width = spacing: sum of squares ~ sqrt(pi)
         self.norm = 1.0 / avg_neighbors**0.5
-        m = n_components(lmax)
-        couplings = dense_couplings(self.paths, lmax, lmax, lmax)  # [P, M1, M2, M3]
-        table = couplings.permute(0, 2, 3, 1).reshape(len(self.paths) * m, m * m)  # [P*M2, M3*M1]
+        m, m_sh = n_components(lmax), n_components(self.sh_lmax)
+        couplings = dense_couplings(self.paths, lmax, self.sh_lmax, lmax)  # [P, M1, M2, M3]
+        table = couplings.permute(0, 2, 3, 1).reshape(len(self.paths) * m_sh, m * m)  # [P*M2, M3*M1]
         self.register_buffer("sh_table", table.to(torch.get_default_dtype()), persistent=False)
         scalar_table = table.view(-1, m, m)[:, :, :1].reshape(-1, m)  # [P*M2, M3]: the column of scalar input (m1 = 0)
         self.register_buffer("sh_table_scalar", scalar_table.to(torch.get_default_dtype()), persistent=False)
@@ -63,7 +70,7 @@ class SO3Convolution(nn.Module):
 
     def edge_weights(self, sh, rbf, fcut, m_in: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-edge coupling ``sum_p w_p(r) CG_p(Y)`` ``[E, M3, m_in]`` and channel weights ``[E, F]``; ``m_in`` is M or 1."""
-        n_edges, m = sh.shape
+        n_edges, m = sh.shape[0], n_components(self.lmax)
         weights = self.radial(rbf * self.rbf_scale) * fcut[:, None]  # [E, P + F]
         path_weights, channel_weights = weights.split([len(self.paths), self.features], dim=1)  # [E, P], [E, F]
         weighted_sh = (path_weights[:, :, None] * sh[:, None, :]).view(n_edges, -1)  # [E, P*M2]

@@ -26,6 +26,7 @@ class TrainConfig:
     features: int = 32
     interactions: int = 3
     lmax: int = 2  # so3net only
+    sh_lmax: int | None = None  # so3net only: spherical harmonics' degree, lmax to 2 lmax; None: lmax
     n_rbf: int = 20
     radial_hidden: int = 64  # so3net only
     avg_neighbors: float | None = None  # so3net only; None: mean neighbour count of the training set
@@ -73,6 +74,8 @@ class TrainConfig:
         for name in ("batch_size", "epochs", "features", "interactions"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.model == "so3net" and self.sh_lmax is not None and not self.lmax <= self.sh_lmax <= 2 * self.lmax:
+            raise InputError(f"sh_lmax must be from lmax to 2 * lmax ({self.lmax} to {2 * self.lmax}), got {self.sh_lmax}")
         if self.num_workers < 0:
             raise InputError(f"num_workers must be at least 0, got {self.num_workers}")
 

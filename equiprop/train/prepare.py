@@ -103,7 +103,7 @@ def build_model(config: TrainConfig, type_map: TypeMap, avg_neighbors: float):
     )
     if config.model == "schnet":
         return SchNet(**common)
-    return SO3Net(**common, lmax=config.lmax, radial_hidden=config.radial_hidden, avg_neighbors=config.avg_neighbors or avg_neighbors)
+    return SO3Net(**common, lmax=config.lmax, sh_lmax=config.sh_lmax, radial_hidden=config.radial_hidden, avg_neighbors=config.avg_neighbors or avg_neighbors)
 
 
 def fit_normalization(model, train: LabelledSet) -> dict[str, float]:
