@@ -36,13 +36,14 @@ def test_targets_are_checked():
     assert equiprop.SchNet(elements=["H"], targets="forces").targets == (equiprop.Property.ENERGY, equiprop.Property.FORCES)
 
 
-def test_hparams_rebuild_the_model():
-    m = equiprop.SO3Net(elements=["O", "H"], cutoff=2.5, lmax=1, features=8, interactions=1, targets=["energy"])
+@pytest.mark.parametrize("sh_lmax", [None, 2])
+def test_hparams_rebuild_the_model(sh_lmax):
+    m = equiprop.SO3Net(elements=["O", "H"], cutoff=2.5, lmax=1, sh_lmax=sh_lmax, features=8, interactions=1, targets=["energy"])
     clone = equiprop.SO3Net(**m.hparams)
     clone.load_state_dict(m.state_dict())
     frames = [water_cluster(2)]
     assert np.array_equal(clone.predict(frames)["energy"], m.predict(frames)["energy"])
-    assert m.hparams["elements"] == ["O", "H"] and m.hparams["dtype"] == "float32"
+    assert m.hparams["elements"] == ["O", "H"] and m.hparams["dtype"] == "float32" and m.hparams["sh_lmax"] == sh_lmax
 
 
 def test_adamw_is_fused_on_cpu_and_steps_like_the_reference():
