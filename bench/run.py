@@ -35,6 +35,9 @@ JOBS = [
     # l = 2 only in the edges' spherical harmonics, features l <= 1 (as the MACE row's 32x0e+32x1o): [E, 4, F] edge tensors
     ("equiprop SO3Net (l<=1 features, l<=2 harmonics)", None, "bench/equiprop_bench.py",
      ["--model", "so3net", "--interactions", "3", "--lmax", "1", "--sh-lmax", "2"]),
+    # torch.compile (experimental, CPU runs only: on a GPU it would turn the CUDA graphs off); compiling counts in the budget
+    ("equiprop SO3Net (l<=1 features, l<=2 harmonics, compiled)", None, "bench/equiprop_bench.py",
+     ["--model", "so3net", "--interactions", "3", "--lmax", "1", "--sh-lmax", "2", "--compile"]),
     # on a GPU the two above replay CUDA graphs (equiprop's default there); these two run eagerly, for comparison
     ("equiprop SO3Net (lmax 2, eager)", None, "bench/equiprop_bench.py",
      ["--model", "so3net", "--interactions", "3", "--lmax", "2", "--no-cuda-graphs"]),
@@ -140,7 +143,8 @@ def main():
     write_split(split)
     common = [*COMMON, "--threads", str(args.threads), "--device", args.device]
     jobs = [j for j in JOBS if (not args.only or any(j[0].startswith(p) for p in args.only))
-            and (args.device.startswith("cuda") or "--no-cuda-graphs" not in j[3])]  # eager twins: GPU runs only
+            and (args.device.startswith("cuda") or "--no-cuda-graphs" not in j[3])  # eager twins: GPU runs only
+            and not (args.device.startswith("cuda") and "--compile" in j[3])]  # compiled: CPU runs only
     timeout = args.budget + 600.0  # start-up, evaluation and inference take under a few minutes for every peer
     results = []
     for label, venv, script, flags in jobs:

@@ -21,12 +21,12 @@ def train_losses(run) -> list[float]:
 
 
 def test_compiled_training_follows_eager_training(slice_file, tmp_path):
-    """Two epochs of SO3Net on energy, forces, dipole and charges, with and without --compile."""
+    """Two epochs of SO3Net (lmax 1, sh_lmax 2) on energy, forces, dipole and charges, with and without --compile."""
     runs = {}
     for name, extra in (("eager", []), ("compiled", ["--compile"])):
         runs[name] = tmp_path / name
-        args = ["train", "--model", "so3net", "--lmax", "1", "--data", str(slice_file), "--epochs", "2", "--ema-decay", "0",
-                "--out", str(runs[name]), *SMALL, *extra]
+        args = ["train", "--model", "so3net", "--lmax", "1", "--sh-lmax", "2", "--data", str(slice_file), "--epochs", "2",
+                "--ema-decay", "0", "--out", str(runs[name]), *SMALL, *extra]
         assert main(args) == 0
     eager, compiled = train_losses(runs["eager"]), train_losses(runs["compiled"])
     assert len(eager) == len(compiled) == 2
