@@ -26,9 +26,10 @@ def test_bucket_ladder():
     assert bucket(264) == 320 and bucket(256) == 256
 
 
-def model_and_batch(kind: str, paired: bool):
+def model_and_batch(kind: str, paired: bool, **sizes):
     torch.manual_seed(0)
-    model = (SO3Net(ELEMENTS, cutoff=CUTOFF, lmax=2, features=8, interactions=2, targets=TARGETS, dtype="float64")
+    sizes = {"lmax": 2, **sizes}
+    model = (SO3Net(ELEMENTS, cutoff=CUTOFF, features=8, interactions=2, targets=TARGETS, dtype="float64", **sizes)
              if kind == "so3net" else SchNet(ELEMENTS, cutoff=CUTOFF, features=8, interactions=2, targets=TARGETS,
                                              dtype="float64"))
     with torch.no_grad():  # trained-like heads: the untrained ones predict exactly zero, also on padding
@@ -70,9 +71,10 @@ def loss_and_gradients(model, batch, labels, padded=None):
 
 
 @pytest.mark.parametrize("paired", [True, False], ids=["paired", "unpaired"])
-@pytest.mark.parametrize("kind", ["so3net", "schnet"])
-def test_padded_batch_gives_the_same_loss_and_gradients(kind, paired):
-    model, batch, labels = model_and_batch(kind, paired)
+@pytest.mark.parametrize("kind, sizes", [("so3net", {}), ("so3net", {"lmax": 1, "sh_lmax": 2}), ("schnet", {})],
+                         ids=["so3net", "so3net-sh2", "schnet"])
+def test_padded_batch_gives_the_same_loss_and_gradients(kind, sizes, paired):
+    model, batch, labels = model_and_batch(kind, paired, **sizes)
     shape = PaddedShape.of(batch, structures=5)  # two empty structure slots, and the padding structure
     padded = pad_batch(batch, labels, shape, CUTOFF)
     assert padded.batch.positions.shape[0] == shape.atoms > batch.positions.shape[0]
