@@ -55,7 +55,7 @@ def test_sh_lmax_out_of_range_is_a_clear_error(tmp_path, capsys):
     out = tmp_path / "r"
     assert main(["train", "--lmax", "1", "--sh-lmax", "3", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "sh_lmax must be from lmax to 2 * lmax (1 to 2), got 3" in err and err.count("\n") == 1
+    assert "sh_lmax must be an integer from lmax to 2 * lmax (1 to 2), got 3" in err and err.count("\n") == 1
     assert not out.exists()
 
 

@@ -12,6 +12,7 @@ import yaml
 
 from equiprop.errors import InputError
 from equiprop.keys import Property
+from equiprop.nn.irreps import check_sh_lmax
 
 
 @dataclass
@@ -74,8 +75,11 @@ class TrainConfig:
         for name in ("batch_size", "epochs", "features", "interactions"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.model == "so3net" and self.sh_lmax is not None and not self.lmax <= self.sh_lmax <= 2 * self.lmax:
-            raise InputError(f"sh_lmax must be from lmax to 2 * lmax ({self.lmax} to {2 * self.lmax}), got {self.sh_lmax}")
+        if self.model == "so3net" and self.sh_lmax is not None:
+            try:  # here, so a bad value fails before the run directory is touched
+                check_sh_lmax(self.sh_lmax, self.lmax)
+            except ValueError as error:
+                raise InputError(str(error)) from None
         if self.num_workers < 0:
             raise InputError(f"num_workers must be at least 0, got {self.num_workers}")
 
