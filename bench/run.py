@@ -38,6 +38,8 @@ JOBS = [
     # torch.compile (experimental, CPU runs only: on a GPU it would turn the CUDA graphs off); compiling counts in the budget
     ("equiprop SO3Net (l<=1 features, l<=2 harmonics, compiled)", None, "bench/equiprop_bench.py",
      ["--model", "so3net", "--interactions", "3", "--lmax", "1", "--sh-lmax", "2", "--compile"]),
+    ("equiprop SO3Net (lmax 2, compiled)", None, "bench/equiprop_bench.py",
+     ["--model", "so3net", "--interactions", "3", "--lmax", "2", "--compile"]),
     # on a GPU the two above replay CUDA graphs (equiprop's default there); these two run eagerly, for comparison
     ("equiprop SO3Net (lmax 2, eager)", None, "bench/equiprop_bench.py",
      ["--model", "so3net", "--interactions", "3", "--lmax", "2", "--no-cuda-graphs"]),

@@ -8,7 +8,7 @@ from equiprop.nn.irreps import coupling_paths, n_components
 from equiprop.nn.product import BodyOrderProduct
 from equiprop.nn.radial import CosineCutoff, GaussianRBF
 from equiprop.nn.readout import ScalarReadout, VectorReadout, constrain_charges
-from equiprop.nn.scatter import scatter_sum
+from equiprop.nn.scatter import gather_rows, scatter_sum
 from equiprop.nn.so3block import SO3Interaction
 from equiprop.nn.so3conv import SO3Convolution
 from equiprop.nn.so3linear import SO3Linear
@@ -28,6 +28,7 @@ __all__ = [
     "VectorReadout",
     "constrain_charges",
     "edge_vectors",
+    "gather_rows",
     "coupling_paths",
     "n_components",
     "scatter_sum",

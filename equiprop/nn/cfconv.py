@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from equiprop.nn.mlp import ShiftedSoftplus, mlp
-from equiprop.nn.scatter import scatter_sum
+from equiprop.nn.scatter import gather_rows, scatter_sum
 
 
 class CFConv(nn.Module):
@@ -25,7 +25,7 @@ class CFConv(nn.Module):
         w = self.filter(rbf) * fcut[:, None]  # [n_edges, features] (or n_edges / 2)
         if paired:
             w = torch.cat([w, w])
-        return scatter_sum(x[j] * w, i, x.shape[0])
+        return scatter_sum(gather_rows(x, j) * w, i, x.shape[0])
 
 
 class SchNetInteraction(nn.Module):

@@ -4,6 +4,7 @@ import torch
 from torch import nn
 
 from equiprop.nn.irreps import check_lmax, degree_of_component
+from equiprop.nn.scatter import gather_rows
 
 
 class GatedNonlinearity(nn.Module):
@@ -27,4 +28,4 @@ class GatedNonlinearity(nn.Module):
             return nn.functional.silu(x)
         scalars = x[:, 0]  # [n, features]
         logits = torch.cat([scalars, self.gates(scalars)], dim=1).view(x.shape[0], self.lmax + 1, x.shape[2])  # [n, L, F]
-        return x * torch.sigmoid(logits).index_select(1, self.degree)  # [n, M, features]
+        return x * gather_rows(torch.sigmoid(logits), self.degree, dim=1)  # [n, M, features]

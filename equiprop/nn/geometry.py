@@ -2,6 +2,8 @@
 
 import torch
 
+from equiprop.nn.scatter import gather_rows
+
 
 def edge_vectors(
     positions: torch.Tensor,
@@ -24,4 +26,4 @@ def edge_vectors(
     """
     i, j = edge_index
     shift = torch.einsum("ek,ekl->el", cell_shifts, cell[structure[i]])  # [n_edges, 3]
-    return positions[j] - positions[i] + shift
+    return gather_rows(positions, j) - gather_rows(positions, i) + shift

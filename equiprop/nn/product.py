@@ -4,6 +4,7 @@ import torch
 from torch import nn
 
 from equiprop.nn.irreps import check_lmax, coupling_paths, n_components, sparse_couplings
+from equiprop.nn.scatter import gather_rows, scatter_sum
 from equiprop.nn.so3linear import SO3Linear
 
 
@@ -39,8 +40,8 @@ class BodyOrderProduct(nn.Module):
         n, m, f = x.shape
         x_t = x.transpose(0, 1).reshape(m, n * f)  # [M, n*F]
         y_t = self.mix(x).transpose(0, 1).reshape(m, n * f)  # [M, n*F]
-        weights = self.cg_value[:, None] * self.weight.index_select(0, self.cg_path)  # [K, F]
-        pairs = x_t.index_select(0, self.cg_m1) * y_t.index_select(0, self.cg_m2)  # [K, n*F]
+        weights = self.cg_value[:, None] * gather_rows(self.weight, self.cg_path)  # [K, F]
+        pairs = gather_rows(x_t, self.cg_m1) * gather_rows(y_t, self.cg_m2)  # [K, n*F]
         terms = pairs.view(-1, n, f) * weights[:, None, :]  # [K, n, F]
-        out = x.new_zeros(n_components(self.lmax_out), n, f).index_add(0, self.cg_m3, terms)  # [M_out, n, F]
+        out = scatter_sum(terms, self.cg_m3, n_components(self.lmax_out))  # [M_out, n, F]
         return out.transpose(0, 1)  # [n, M_out, F]

@@ -7,7 +7,7 @@ from e3nn.nn import FullyConnectedNet
 from torch import nn
 
 from equiprop.nn.irreps import check_lmax, check_sh_lmax, coupling_paths, degree_of_component, dense_couplings, n_components
-from equiprop.nn.scatter import scatter_sum
+from equiprop.nn.scatter import gather_rows, scatter_sum
 
 
 class SO3Convolution(nn.Module):
@@ -63,7 +63,7 @@ class SO3Convolution(nn.Module):
         if paired:  # sh, rbf, fcut of the first half; the second half reversed: Y_l(-r) = (-1)^l Y_l(r)
             coupling = torch.cat([coupling, coupling * self.parity[:, :m_in]])  # [E, M3, M1]
             channel_weights = torch.cat([channel_weights, channel_weights])  # [E, F]
-        sender = x.index_select(0, j) * channel_weights[:, None, :]  # [E, M1, F]
+        sender = gather_rows(x, j) * channel_weights[:, None, :]  # [E, M1, F]
         # scalar input: the coupling is one column, the product an outer product (no per-edge matmul)
         messages = coupling * sender if m_in == 1 else torch.bmm(coupling, sender)  # [E, M3, F]
         return scatter_sum(messages, i, x.shape[0]) * self.norm  # [n_atoms, M3, F]

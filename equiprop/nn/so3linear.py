@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from equiprop.nn.irreps import check_lmax, degree_of_component
+from equiprop.nn.scatter import gather_rows
 
 
 class SO3Linear(nn.Module):
@@ -24,7 +25,7 @@ class SO3Linear(nn.Module):
         self.register_buffer("scalar_row", scalar_row, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weight = self.weight.index_select(0, self.degree)  # [M, in, out]
+        weight = gather_rows(self.weight, self.degree)  # [M, in, out]
         x_t = x.transpose(0, 1)  # [M, n, in]
         if self.bias is None:
             return torch.bmm(x_t, weight).transpose(0, 1)  # one matmul per component

@@ -5,11 +5,11 @@ A compiled graph cannot be differentiated twice, so the forces are not taken by
 but by ``torch.func.grad`` inside the compiled function, from
 :meth:`AtomisticModel.outputs`: the training loss then needs only a first-order
 backward of one compiled graph. Shapes vary from batch to batch, so the function
-is compiled with dynamic shapes. Experimental: on the project's 2-core CPU
-(docs/performance.md, step 16) it takes about 80 s to compile SO3Net and a bare
-training step runs 9% faster, but the trainer showed no gain (217 vs 224
-structures/s); meant for GPUs, where a step is ~1,900 small kernels (not
-measured yet). Energies and forces as in eager mode, parameter gradients to ~5e-7.
+is compiled with dynamic shapes. Experimental: on the project's 2-core CPU it
+takes 50-100 s to compile SO3Net, and the trainer then runs 1.3x faster (lmax 2:
+312 against 240 structures/s; docs/performance.md, steps 16, 20 and 21). On a GPU
+the trainer's CUDA graphs are the default instead. Energies and forces as in
+eager mode, parameter gradients to ~5e-7.
 """
 
 from typing import Callable
