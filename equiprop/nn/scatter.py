@@ -14,7 +14,8 @@ backward is ``scatter_add`` (docs/performance.md, step 21).
 import torch
 
 
-def _compiling_for_cpu(x: torch.Tensor) -> bool:
+def compiling_for_cpu(x: torch.Tensor) -> bool:
+    """Whether ``torch.compile`` is tracing code that will run on a CPU (where Inductor writes its own C++ loops)."""
     return torch.compiler.is_compiling() and x.device.type == "cpu"
 
 
@@ -29,7 +30,7 @@ def _expanded(index: torch.Tensor, like: torch.Tensor, dim: int) -> torch.Tensor
 
 def gather_rows(x: torch.Tensor, index: torch.Tensor, dim: int = 0) -> torch.Tensor:
     """``x.index_select(dim, index)``: ``x [..., n, ...]``, ``index [k]`` -> ``[..., k, ...]``."""
-    if _compiling_for_cpu(x):
+    if compiling_for_cpu(x):
         return x.gather(dim, _expanded(index, x, dim))
     return x.index_select(dim, index)
 
@@ -37,6 +38,6 @@ def gather_rows(x: torch.Tensor, index: torch.Tensor, dim: int = 0) -> torch.Ten
 def scatter_sum(src: torch.Tensor, index: torch.Tensor, dim_size: int) -> torch.Tensor:
     """Sum rows of ``src`` ``[n, ...]`` into ``[dim_size, ...]`` by ``index`` ``[n]``."""
     out = src.new_zeros((dim_size,) + src.shape[1:])
-    if _compiling_for_cpu(src):
+    if compiling_for_cpu(src):
         return out.scatter_add(0, _expanded(index, src, 0), src)
     return out.index_add(0, index, src)

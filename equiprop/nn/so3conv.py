@@ -7,7 +7,20 @@ from e3nn.nn import FullyConnectedNet
 from torch import nn
 
 from equiprop.nn.irreps import check_lmax, check_sh_lmax, coupling_paths, degree_of_component, dense_couplings, n_components
-from equiprop.nn.scatter import gather_rows, scatter_sum
+from equiprop.nn.scatter import compiling_for_cpu, gather_rows, scatter_sum
+
+
+def couple(coupling: torch.Tensor, sender: torch.Tensor) -> torch.Tensor:
+    """Per-edge ``coupling [E, M3, M1] @ sender [E, M1, F] -> [E, M3, F]``.
+
+    Eagerly one ``bmm``. Under ``torch.compile`` on a CPU a broadcast product
+    summed over M1, which Inductor fuses with the gather and channel weights
+    before it and the forces' backward passes after it (no ``[E, M3, M1, F]``
+    tensor is stored); ``bmm`` stays a separate library call per pass there.
+    """
+    if compiling_for_cpu(sender):
+        return (coupling[:, :, :, None] * sender[:, None, :, :]).sum(2)
+    return torch.bmm(coupling, sender)
 
 
 class SO3Convolution(nn.Module):
@@ -52,6 +65,11 @@ class SO3Convolution(nn.Module):
         self.register_buffer("sh_table", table.to(torch.get_default_dtype()), persistent=False)
         scalar_table = table.view(-1, m, m)[:, :, :1].reshape(-1, m)  # [P*M2, M3]: the column of scalar input (m1 = 0)
         self.register_buffer("sh_table_scalar", scalar_table.to(torch.get_default_dtype()), persistent=False)
+        # 0/1 matrices spreading [E, P] path weights and [E, M2] harmonics over the [E, P*M2] products (see edge_weights)
+        n_paths = len(self.paths)
+        spread = torch.eye(n_paths * m_sh).view(n_paths, m_sh, n_paths * m_sh)
+        self.register_buffer("spread_paths", spread.sum(1).to(torch.get_default_dtype()), persistent=False)  # [P, P*M2]
+        self.register_buffer("spread_sh", spread.sum(0).to(torch.get_default_dtype()), persistent=False)  # [M2, P*M2]
         degree = degree_of_component(lmax)
         parity = (-1.0) ** (degree[:, None] + degree[None, :])  # [M3, M1]: (-1)^(l1 + l3) = (-1)^l2 on every path
         self.register_buffer("parity", parity.to(torch.get_default_dtype()), persistent=False)
@@ -65,7 +83,7 @@ class SO3Convolution(nn.Module):
             channel_weights = torch.cat([channel_weights, channel_weights])  # [E, F]
         sender = gather_rows(x, j) * channel_weights[:, None, :]  # [E, M1, F]
         # scalar input: the coupling is one column, the product an outer product (no per-edge matmul)
-        messages = coupling * sender if m_in == 1 else torch.bmm(coupling, sender)  # [E, M3, F]
+        messages = coupling * sender if m_in == 1 else couple(coupling, sender)  # [E, M3, F]
         return scatter_sum(messages, i, x.shape[0]) * self.norm  # [n_atoms, M3, F]
 
     def edge_weights(self, sh, rbf, fcut, m_in: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -73,6 +91,8 @@ class SO3Convolution(nn.Module):
         n_edges, m = sh.shape[0], n_components(self.lmax)
         weights = self.radial(rbf * self.rbf_scale) * fcut[:, None]  # [E, P + F]
         path_weights, channel_weights = weights.split([len(self.paths), self.features], dim=1)  # [E, P], [E, F]
-        weighted_sh = (path_weights[:, :, None] * sh[:, None, :]).view(n_edges, -1)  # [E, P*M2]
+        # w_p * Y_m for every (p, m): as two small matmuls rather than a broadcast product, whose backward sums over p
+        # with the 9 harmonics innermost, a reduction torch.compile's CPU code runs in a parallel region per edge
+        weighted_sh = (path_weights @ self.spread_paths) * (sh @ self.spread_sh)  # [E, P*M2]
         table = self.sh_table if m_in == m else self.sh_table_scalar
         return (weighted_sh @ table).view(n_edges, m, m_in), channel_weights
