@@ -14,6 +14,10 @@ def where(index: int, source: str | None = None) -> str:
     return f"structure {index} of {source}" if source else f"structure {index}"
 
 
+class SetupError(RuntimeError):
+    """This machine cannot do what was asked (e.g. ``--compile`` without a C++ compiler); the message says what to change."""
+
+
 class MissingExtraError(ImportError):
     """An optional dependency is not installed; the message gives the pip command."""
 

@@ -46,3 +46,21 @@ def test_compile_under_torchrun_is_a_clear_error():
 
     with pytest.raises(InputError, match="one process"):
         Trainer(TrainConfig(compile=True), torch.nn.Linear(1, 1), None, None, {}, "unused", ranks=Ranks(rank=0, world_size=2))
+
+
+def test_compile_failure_is_a_clear_error(slice_file, tmp_path, monkeypatch, capsys):
+    """A machine where torch.compile cannot build its kernels (say, no C++ compiler): one line, what to do."""
+    import equiprop.train.compiled as compiled_module
+
+    def no_compiler(function, **options):
+        def fail(*args):
+            raise torch._dynamo.exc.BackendCompilerFailed(function, RuntimeError("No working C++ compiler found"), None)
+        return fail
+
+    monkeypatch.setattr(compiled_module.torch, "compile", no_compiler)
+    args = ["train", "--model", "so3net", "--lmax", "1", "--data", str(slice_file), "--epochs", "1", "--out",
+            str(tmp_path / "run"), "--compile", *SMALL]
+    assert main(args) == 2
+    message = capsys.readouterr().err
+    assert "No working C++ compiler found" in message and "without --compile" in message, message
+    assert "Traceback" not in message

@@ -5,7 +5,7 @@ import json
 import sys
 
 from equiprop.cli import check, evaluate, label, predict, train
-from equiprop.errors import InputError, MissingExtraError
+from equiprop.errors import InputError, MissingExtraError, SetupError
 from equiprop.train.allocator import keep_freed_memory
 
 
@@ -27,7 +27,7 @@ def main(argv=None) -> int:
     keep_freed_memory()  # reuse freed tensor memory instead of page-faulting on every step (train/allocator.py)
     try:
         return args.run(args)
-    except (InputError, MissingExtraError, argparse.ArgumentTypeError) as error:
+    except (InputError, MissingExtraError, SetupError, argparse.ArgumentTypeError) as error:
         message = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())  # one line
         if getattr(args, "json", False):
             print(json.dumps({"error": message}))

@@ -15,9 +15,9 @@ HELP = {
     "data": "extxyz file, or qm9 (needs equiprop[qm9]); default: the shipped PBE0 water clusters", "test_data": "explicit test file",
     "max_time": "stop training after this many seconds", "out": "run directory", "device": "cpu, cuda or cuda:N (under torchrun, cuda = each rank's GPU)",
     "num_workers": "DataLoader worker processes building batches (0: none)",
-    "compile": "experimental: torch.compile the model's outputs and forces (50-110 s to compile SO3Net on 2 CPU cores; "
-               "there it trains --lmax 1 --sh-lmax 2 1.3x faster, lmax 2 not measurably faster; not measured on a GPU, "
-               "where CUDA graphs are the default); one process only",
+    "compile": "torch.compile the model's outputs and forces: on a CPU, 50-100 s to compile SO3Net (cached on disk "
+               "after the first run), then about 1.5x faster training (docs/benchmarks.md); needs a C++ compiler; "
+               "not measured on a GPU, where CUDA graphs are the default; one process only",
     "cuda_graphs": "record each training step once as a CUDA graph and replay it (batches padded to a few sizes; "
                    "8-10x faster on an H100 in docs/benchmarks.md); default: on for one process on a CUDA device "
                    "without --compile",

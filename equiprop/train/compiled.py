@@ -17,6 +17,7 @@ from typing import Callable
 import torch
 
 from equiprop.data.batch import GraphBatch
+from equiprop.errors import SetupError
 from equiprop.keys import Property
 
 
@@ -34,4 +35,15 @@ def compiled_outputs(model, with_forces: bool) -> Callable[[GraphBatch], dict[Pr
         gradient, out = torch.func.grad(energy, has_aux=True)(batch.positions)
         return {**out, Property.FORCES: -gradient}
 
-    return torch.compile(outputs, dynamic=True, fullgraph=True)
+    compiled = torch.compile(outputs, dynamic=True, fullgraph=True)
+
+    def run(batch: GraphBatch) -> dict[Property, torch.Tensor]:
+        try:
+            return compiled(batch)
+        except torch._dynamo.exc.BackendCompilerFailed as error:  # Inductor's own errors derive from it
+            inner = error.inner_exception
+            reason = f"{type(inner).__name__}: {str(inner).strip().splitlines()[0] if str(inner).strip() else ''}"
+            raise SetupError(f"torch.compile could not compile the model ({reason}); train without --compile "
+                             "(on a CPU, PyTorch Inductor builds its kernels with a C++ compiler: is one installed?)") from error
+
+    return run
