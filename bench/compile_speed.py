@@ -11,8 +11,9 @@ needs only a first-order backward of it (equiprop/train/compiled.py, which
 difference of energies, forces and dipoles from eager, the parameter-gradient
 agreement, and structures/s of both versions, passes alternated. On the 2-core
 CPU of the project's machine, lmax 2: compiling took ~110 s and gained 1.09x
-(231 -> 252); ``--lmax 1 --sh-lmax 2``: 70 s, 457 -> 634 structures/s (1.39x;
-docs/performance.md, step 20). ``--interactions 1 --lmax 1`` makes a quick correctness run.
+(231 -> 252) before docs/performance.md steps 21-23, 1.98x after them (168 -> 332,
+one run, cache warm; the machine was slow then); ``--lmax 1 --sh-lmax 2`` before
+them: 70 s, 457 -> 634 structures/s (1.39x; step 20). ``--interactions 1 --lmax 1`` makes a quick correctness run.
 """
 
 import argparse

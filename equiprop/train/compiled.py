@@ -5,10 +5,10 @@ A compiled graph cannot be differentiated twice, so the forces are not taken by
 but by ``torch.func.grad`` inside the compiled function, from
 :meth:`AtomisticModel.outputs`: the training loss then needs only a first-order
 backward of one compiled graph. Shapes vary from batch to batch, so the function
-is compiled with dynamic shapes. Experimental: on the project's 2-core CPU it
-takes 50-100 s to compile SO3Net, and the trainer then runs 1.3x faster (lmax 2:
-312 against 240 structures/s; docs/performance.md, steps 16, 20 and 21). On a GPU
-the trainer's CUDA graphs are the default instead. Energies and forces as in
+is compiled with dynamic shapes. Opt-in: on the project's 2-core CPU it takes
+50-100 s to compile SO3Net, and the trainer then runs about 1.5x faster (lmax 2:
+373-388 against 190-240 structures/s; docs/performance.md, steps 21-23). On a
+GPU the trainer's CUDA graphs are the default instead. Energies and forces as in
 eager mode, parameter gradients to ~5e-7.
 """
 
@@ -42,7 +42,8 @@ def compiled_outputs(model, with_forces: bool) -> Callable[[GraphBatch], dict[Pr
             return compiled(batch)
         except torch._dynamo.exc.BackendCompilerFailed as error:  # Inductor's own errors derive from it
             inner = error.inner_exception
-            reason = f"{type(inner).__name__}: {str(inner).strip().splitlines()[0] if str(inner).strip() else ''}"
+            first_line = (str(inner).strip().splitlines() or [""])[0]
+            reason = f"{type(inner).__name__}: {first_line}"
             raise SetupError(f"torch.compile could not compile the model ({reason}); train without --compile "
                              "(on a CPU, PyTorch Inductor builds its kernels with a C++ compiler: is one installed?)") from error
 
