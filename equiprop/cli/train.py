@@ -15,7 +15,7 @@ HELP = {
     "data": "extxyz file, or qm9 (needs equiprop[qm9]); default: the shipped PBE0 water clusters", "test_data": "explicit test file",
     "max_time": "stop training after this many seconds", "out": "run directory", "device": "cpu, cuda or cuda:N (under torchrun, cuda = each rank's GPU)",
     "num_workers": "DataLoader worker processes building batches (0: none)",
-    "compile": "torch.compile the model's outputs and forces: on a CPU, 50-100 s to compile SO3Net (cached on disk "
+    "compile": "torch.compile the model's outputs and forces: on a CPU, about 2 min to compile SO3Net (cached on disk "
                "after the first run), then about 1.5x faster training (docs/benchmarks.md); needs a C++ compiler; "
                "not measured on a GPU, where CUDA graphs are the default; one process only",
     "cuda_graphs": "record each training step once as a CUDA graph and replay it (batches padded to a few sizes; "

@@ -5,10 +5,12 @@ A compiled graph cannot be differentiated twice, so the forces are not taken by
 but by ``torch.func.grad`` inside the compiled function, from
 :meth:`AtomisticModel.outputs`: the training loss then needs only a first-order
 backward of one compiled graph. Shapes vary from batch to batch, so the function
-is compiled with dynamic shapes. Opt-in: on the project's 2-core CPU it takes
-50-100 s to compile SO3Net, and the trainer then runs about 1.5x faster (lmax 2:
-373-388 against 190-240 structures/s; docs/performance.md, steps 21-23). On a
-GPU the trainer's CUDA graphs are the default instead. Energies and forces as in
+is compiled with dynamic shapes, on a CPU with Inductor's C++ graph wrapper.
+Opt-in: on the project's 2-core CPU it takes about 2 minutes to compile SO3Net
+(seconds from the disk cache later), and the trainer then runs about 1.5x faster
+(lmax 2: 373-388 against 190-240 structures/s before step 24's further 8%;
+docs/performance.md, steps 21-24). On a GPU the trainer's CUDA graphs are the
+default instead. Energies and forces as in
 eager mode, parameter gradients to ~5e-7.
 """
 
@@ -35,7 +37,10 @@ def compiled_outputs(model, with_forces: bool) -> Callable[[GraphBatch], dict[Pr
         gradient, out = torch.func.grad(energy, has_aux=True)(batch.positions)
         return {**out, Property.FORCES: -gradient}
 
-    compiled = torch.compile(outputs, dynamic=True, fullgraph=True)
+    # on a CPU the compiled graphs' wrapper (allocations, ~150 kernel and library calls per step) is C++ rather than
+    # Python: 458 -> 496 structures/s at lmax 2 (docs/performance.md, step 24); GPU runs keep Inductor's default
+    on_cpu = next(model.parameters()).device.type == "cpu"
+    compiled = torch.compile(outputs, dynamic=True, fullgraph=True, options={"cpp_wrapper": True} if on_cpu else None)
 
     def run(batch: GraphBatch) -> dict[Property, torch.Tensor]:
         try:
