@@ -144,8 +144,14 @@ class AtomisticModel(nn.Module):
             dipole = dipole + scatter_sum(atomic_dipoles, batch.structure, batch.n_structures)
         return dipole
 
-    def predict(self, frames, batch_size: int = 32, source: str | None = None) -> dict[str, object]:
-        """Predict every target for ASE frames; see :func:`equiprop.models.predict.predict`."""
-        from equiprop.models.predict import predict
+    def predict(self, frames, batch_size: int = 32, source: str | None = None, compile: bool = False) -> dict[str, object]:
+        """Predict every target for ASE frames; see :func:`equiprop.models.predict.predict`.
 
-        return predict(self, frames, batch_size=batch_size, source=source)
+        ``compile``: through :func:`equiprop.train.compiled.compiled_inference`
+        (worth it for many frames on a CPU: compiling takes up to a minute).
+        """
+        from equiprop.models.predict import predict
+        from equiprop.train.compiled import compiled_inference
+
+        runner = compiled_inference(self) if compile else None
+        return predict(self, frames, batch_size=batch_size, source=source, runner=runner)

@@ -9,8 +9,12 @@ from equiprop.keys import PER_STRUCTURE, Property
 from equiprop.train.allocator import keep_freed_memory
 
 
-def predict(model, frames, batch_size: int = 32, source: str | None = None) -> dict[str, object]:
+def predict(model, frames, batch_size: int = 32, source: str | None = None, runner=None) -> dict[str, object]:
     """Run ``model`` on ``frames`` (ase.Atoms) in batches of ``batch_size``.
+
+    ``runner``: a callable ``batch -> outputs`` of this model to use instead of
+    its eager forward pass, such as :func:`equiprop.train.compiled.compiled_inference`
+    (kept by the caller, so it is compiled once; the ASE calculator does).
 
     Returns a dict keyed by property name: ``charges`` and ``forces`` are lists
     with one array per structure (``[n_atoms_k]``, ``[n_atoms_k, 3]``);
@@ -33,8 +37,11 @@ def predict(model, frames, batch_size: int = 32, source: str | None = None) -> d
     try:
         for start in range(0, len(graphs), batch_size):
             batch = collate(graphs[start : start + batch_size]).to(reference.device, reference.dtype)
-            with torch.set_grad_enabled(with_forces):
-                out = model(batch, compute_forces=with_forces)
+            if runner is not None:
+                out = runner(batch)
+            else:
+                with torch.set_grad_enabled(with_forces):
+                    out = model(batch, compute_forces=with_forces)
             sizes = batch.n_atoms.tolist()
             for prop, value in out.items():
                 value = value.detach().cpu().numpy()

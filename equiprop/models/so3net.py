@@ -114,7 +114,8 @@ class SO3Net(AtomisticModel):
         rbf, fcut = self.rbf(distances), self.fcut(distances)  # [n_edges, n_rbf], [n_edges]
         sh = self.sh(vectors)  # [n_edges, (sh_lmax + 1)^2]
         x = self.embedding(batch.types)[:, None]  # [n_atoms, 1, features]: scalars; higher l start at zero
-        save_memory = x.shape[0] >= CHECKPOINT_ATOMS and torch.is_grad_enabled()
+        # not under torch.compile: torch.func.grad (the compiled forces) cannot run checkpointing's saved-tensor hooks
+        save_memory = x.shape[0] >= CHECKPOINT_ATOMS and torch.is_grad_enabled() and not torch.compiler.is_compiling()
         for interaction in self.interactions:
             if save_memory:  # recompute each block's intermediates in the backward pass instead of keeping them
                 dx = checkpoint(interaction, x, sh, rbf, fcut, batch.edge_index, paired, use_reentrant=False,
