@@ -11,7 +11,10 @@ Opt-in: on the project's 2-core CPU it takes about 2 minutes to compile SO3Net
 (lmax 2: 373-388 against 190-240 structures/s before step 24's further 8%;
 docs/performance.md, steps 21-24). On a GPU the trainer's CUDA graphs are the
 default instead. Energies and forces as in
-eager mode, parameter gradients to ~5e-7.
+eager mode, parameter gradients to ~5e-7. Under compile SO3Net keeps every
+activation of large batches (its checkpointing cannot run inside
+``torch.func.grad``). :func:`compiled_inference` is the same function for
+prediction (the ASE calculator, ``equiprop predict --compile``).
 """
 
 from typing import Callable
