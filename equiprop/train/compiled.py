@@ -8,10 +8,10 @@ backward of one compiled graph. Shapes vary from batch to batch, so the function
 is compiled with dynamic shapes, on a CPU with Inductor's C++ graph wrapper.
 Opt-in: on the project's 2-core CPU it takes about 2 minutes to compile SO3Net
 (seconds from the disk cache later), and the trainer then runs about 1.5x faster
-(lmax 2: 373-388 against 190-240 structures/s before step 24's further 8%;
+(lmax 2: 321-388 against 190-240 structures/s in 300 s benchmark runs;
 docs/performance.md, steps 21-24). On a GPU the trainer's CUDA graphs are the
-default instead. Energies and forces as in
-eager mode, parameter gradients to ~5e-7. Under compile SO3Net keeps every
+default instead. Energies and forces as in eager mode, parameter gradients to
+~5e-7. Under compile SO3Net keeps every
 activation of large batches (its checkpointing cannot run inside
 ``torch.func.grad``). :func:`compiled_inference` is the same function for
 prediction (the ASE calculator, ``equiprop predict --compile``).
@@ -41,7 +41,7 @@ def compiled_outputs(model, with_forces: bool) -> Callable[[GraphBatch], dict[Pr
         return {**out, Property.FORCES: -gradient}
 
     # on a CPU the compiled graphs' wrapper (allocations, ~150 kernel and library calls per step) is C++ rather than
-    # Python: 458 -> 496 structures/s at lmax 2 (docs/performance.md, step 24); GPU runs keep Inductor's default
+    # Python: bare compiled step at lmax 2 458 -> 496 structures/s (docs/performance.md, step 24); GPU keeps the default
     on_cpu = next(model.parameters()).device.type == "cpu"
     compiled = torch.compile(outputs, dynamic=True, fullgraph=True, options={"cpp_wrapper": True} if on_cpu else None)
 
@@ -53,7 +53,7 @@ def compiled_outputs(model, with_forces: bool) -> Callable[[GraphBatch], dict[Pr
             first_line = (str(inner).strip().splitlines() or [""])[0]
             reason = f"{type(inner).__name__}: {first_line}"
             raise SetupError(f"torch.compile could not compile the model ({reason}); run without --compile (compile=False) "
-                             "(on a CPU, PyTorch Inductor builds its kernels with a C++ compiler: is one installed?)") from error
+                             "(on a CPU, PyTorch Inductor also needs a C++ compiler)") from error
 
     return run
 
