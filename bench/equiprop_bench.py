@@ -20,6 +20,7 @@ import equiprop
 from equiprop.data.labels import LabelKeys
 from equiprop.data.typemap import TypeMap
 from equiprop.keys import Property
+from equiprop.models.graphed import GraphedInference
 from equiprop.train.config import TrainConfig
 from equiprop.train.data import batch_order, labelled_set, make_batch
 from equiprop.train.evaluate import evaluate, predictions
@@ -106,12 +107,16 @@ def energy_per_structure(model, data, args) -> dict:
 def inference(model, data, args) -> dict:
     """Structures and atoms per second of energy+forces and dipole (and charges), batch ``batch_size``."""
     reference = next(model.parameters())
-    batches = [make_batch(data, idx, reference.device, reference.dtype)[0] for idx in batch_order(len(data), args.batch_size, False)]
+    graphed = reference.is_cuda and args.cuda_graphs is not False  # equiprop's default on a GPU (models/graphed.py)
+    device = "cpu" if graphed else reference.device  # graphed batches are copied into the graphs' static inputs
+    batches = [make_batch(data, idx, device, reference.dtype)[0] for idx in batch_order(len(data), args.batch_size, False)]
     n_atoms = sum(g.n_atoms for g in data.graphs)
+    run = GraphedInference(model, args.batch_size) if graphed else (
+        lambda batch: model(batch, compute_forces=Property.ENERGY in model.targets))
 
     def one_pass():
         for batch in batches:
-            model(batch, compute_forces=Property.ENERGY in model.targets)
+            run(batch)
         if reference.is_cuda:
             torch.cuda.synchronize()
 

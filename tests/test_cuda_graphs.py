@@ -124,6 +124,59 @@ def test_runs_resume_across_graphed_and_eager_steps(slice_file, tmp_path):
     assert len(losses) == 3 and losses[2] < losses[0]
 
 
+@needs_cuda
+@pytest.mark.parametrize("max_graphs", [16, 1], ids=["graphs", "one-graph-then-eager"])
+def test_graphed_inference_predicts_as_eager_inference(tmp_path, monkeypatch, max_graphs):
+    """``predict`` on a GPU replays graphs (batches of 5: several padded shapes, a partial last batch) and
+    gives the eager predictions (float64)."""
+    import equiprop
+    from equiprop import datasets
+    from equiprop.models.graphed import GraphedInference
+
+    monkeypatch.setattr("equiprop.train.cuda_graphs.MAX_GRAPHS", max_graphs)
+    torch.manual_seed(0)
+    model = equiprop.SO3Net(["H", "O"], cutoff=3.5, lmax=2, features=8, interactions=2,
+                            targets=["charges", "dipole", "energy", "forces"], dtype="float64").cuda()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.1 * torch.randn_like(parameter))
+    frames = datasets.water_pbe0()[:23]
+    graphs = GraphedInference(model, 5)
+    graphed = model.predict(frames, batch_size=5, graphs=graphs)
+    graphed_again = model.predict(frames, batch_size=5, graphs=graphs)  # replays only
+    eager = model.predict(frames, batch_size=5, graphs=False)
+    assert graphs.replays >= 5 if max_graphs > 1 else graphs.eager_calls >= 5
+    for key in ("energy", "forces", "dipole", "charges"):
+        for run in (graphed, graphed_again):
+            flat, reference = (np.concatenate([np.ravel(v) for v in p[key]]) for p in (run, eager))
+            assert np.allclose(flat, reference, rtol=1e-10, atol=1e-12), key
+
+
+@needs_cuda
+def test_calculator_on_gpu_runs_dynamics_as_on_cpu():
+    """Ten velocity-Verlet steps with the ASE calculator: graphed on the GPU, eager on the CPU, same trajectory."""
+    import equiprop
+    from ase.md.verlet import VelocityVerlet
+    from ase.units import fs
+    from conftest import water_cluster
+    from equiprop.calculator import EquipropCalculator
+
+    torch.manual_seed(0)
+    model = equiprop.SO3Net(["H", "O"], cutoff=3.5, lmax=1, features=8, interactions=2, targets=["energy", "forces"],
+                            dtype="float64")
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.1 * torch.randn_like(parameter))
+    trajectories = {}
+    for device in ("cpu", "cuda"):
+        atoms = water_cluster(4, seed=3)
+        atoms.calc = EquipropCalculator(model, device=device)
+        VelocityVerlet(atoms, 0.5 * fs).run(10)
+        trajectories[device] = atoms.positions.copy()
+        model.cpu()
+    assert np.allclose(trajectories["cuda"], trajectories["cpu"], rtol=0, atol=1e-9)
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--device", "cpu"], "needs a CUDA device"),
     (["--device", "cuda", "--compile"], "exclude each other"),

@@ -115,3 +115,20 @@ def test_batch_that_does_not_fit_is_refused():
     small = PaddedShape(atoms=batch.positions.shape[0], edges=batch.edge_index.shape[1], structures=3)
     with pytest.raises(ValueError, match="does not fit"):
         pad_batch(batch, labels, small, CUTOFF)
+
+
+@pytest.mark.parametrize("paired", [True, False], ids=["paired", "unpaired"])
+@pytest.mark.parametrize("kind", ["so3net", "schnet"])
+def test_padded_inference_gives_the_real_outputs(kind, paired):
+    """What a recorded inference graph computes: the padded outputs' first rows are the batch's outputs."""
+    from equiprop.models.graphed import padded_outputs, unpad
+
+    model, batch, _ = model_and_batch(kind, paired)
+    model.eval()
+    expected = model(batch, compute_forces=True)
+    padded = pad_batch(batch, {}, PaddedShape.of(batch, structures=5), CUTOFF)
+    got = unpad(padded_outputs(model, padded, with_forces=True), batch.positions.shape[0], batch.n_structures)
+    assert got.keys() == expected.keys()
+    for prop, value in expected.items():
+        assert got[prop].shape == value.shape
+        assert torch.allclose(got[prop], value.detach(), rtol=1e-12, atol=1e-14), prop

@@ -144,7 +144,8 @@ class AtomisticModel(nn.Module):
             dipole = dipole + scatter_sum(atomic_dipoles, batch.structure, batch.n_structures)
         return dipole
 
-    def predict(self, frames, batch_size: int = 32, source: str | None = None, compile: bool = False) -> dict[str, object]:
+    def predict(self, frames, batch_size: int = 32, source: str | None = None, compile: bool = False,
+                graphs=None) -> dict[str, object]:
         """Predict every target for ASE frames; see :func:`equiprop.models.predict.predict`.
 
         ``compile``: through :func:`equiprop.train.compiled.compiled_inference`
@@ -154,4 +155,4 @@ class AtomisticModel(nn.Module):
         from equiprop.train.compiled import compiled_inference
 
         runner = compiled_inference(self) if compile else None
-        return predict(self, frames, batch_size=batch_size, source=source, runner=runner)
+        return predict(self, frames, batch_size=batch_size, source=source, runner=runner, graphs=graphs)

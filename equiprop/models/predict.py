@@ -6,15 +6,21 @@ import torch
 from equiprop.data.batch import collate
 from equiprop.data.graph import frames_to_graphs
 from equiprop.keys import PER_STRUCTURE, Property
+from equiprop.models.graphed import GraphedInference
 from equiprop.train.allocator import keep_freed_memory
 
 
-def predict(model, frames, batch_size: int = 32, source: str | None = None, runner=None) -> dict[str, object]:
+def predict(model, frames, batch_size: int = 32, source: str | None = None, runner=None,
+            graphs=None) -> dict[str, object]:
     """Run ``model`` on ``frames`` (ase.Atoms) in batches of ``batch_size``.
 
     ``runner``: a callable ``batch -> outputs`` of this model to use instead of
     its eager forward pass, such as :func:`equiprop.train.compiled.compiled_inference`
     (kept by the caller, so it is compiled once; the ASE calculator does).
+    Without one, on a GPU the batches are replayed from CUDA graphs
+    (:class:`equiprop.models.graphed.GraphedInference`; pass one as ``graphs`` to
+    keep its recorded graphs across calls, as the ASE calculator does, or
+    ``graphs=False`` to run eagerly).
 
     Returns a dict keyed by property name: ``charges`` and ``forces`` are lists
     with one array per structure (``[n_atoms_k]``, ``[n_atoms_k, 3]``);
@@ -28,18 +34,24 @@ def predict(model, frames, batch_size: int = 32, source: str | None = None, runn
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     keep_freed_memory()
-    graphs = frames_to_graphs(frames, model.type_map, model.cutoff, source)
+    structures = frames_to_graphs(frames, model.type_map, model.cutoff, source)
     reference = next(model.parameters())
     with_forces = Property.ENERGY in model.targets
+    if graphs is None and runner is None and reference.is_cuda:
+        graphs = GraphedInference(model, batch_size)
     chunks: dict[Property, list[np.ndarray]] = {}
     was_training = model.training
     model.eval()
     try:
-        for start in range(0, len(graphs), batch_size):
-            batch = collate(graphs[start : start + batch_size]).to(reference.device, reference.dtype)
+        for start in range(0, len(structures), batch_size):
+            batch = collate(structures[start : start + batch_size])
             if runner is not None:
+                batch = batch.to(reference.device, reference.dtype)
                 out = runner(batch)
+            elif graphs:
+                out = graphs(batch.to(dtype=reference.dtype))
             else:
+                batch = batch.to(reference.device, reference.dtype)
                 with torch.set_grad_enabled(with_forces):
                     out = model(batch, compute_forces=with_forces)
             sizes = batch.n_atoms.tolist()
