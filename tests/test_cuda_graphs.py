@@ -68,10 +68,24 @@ class EagerSteps:
         return self.step(padded)
 
 
+class EagerInference:
+    """Stands in for :class:`GraphedInference` on the CPU: the same padded outputs, computed eagerly."""
+
+    def __init__(self, model, structures):
+        self.model, self.structures = model, structures
+
+    def __call__(self, batch):
+        from equiprop.models.graphed import padded_outputs, unpad
+        from equiprop.train.padding import PaddedShape, pad_batch
+
+        padded = pad_batch(batch, {}, PaddedShape.of(batch, self.structures), self.model.cutoff)
+        return unpad(padded_outputs(self.model, padded, with_forces=True), batch.positions.shape[0], batch.n_structures)
+
+
 def test_padded_steps_train_as_eager_steps_on_cpu(slice_file, tmp_path, monkeypatch):
-    """What a CUDA graph records (padded batch, masked loss, capturable AdamW with a tensor learning rate),
-    run eagerly on the CPU in float64: the losses, metrics and weights of the eager trainer, and a
-    checkpoint with float learning rates."""
+    """What the CUDA graphs record (padded batch, masked loss, capturable AdamW with a tensor learning rate;
+    padded validation), run eagerly on the CPU in float64: the losses, metrics and weights of the eager
+    trainer, and a checkpoint with float learning rates."""
     def run(name, *extra):
         args = ["train", "--model", "so3net", "--lmax", "1", "--data", str(slice_file), "--epochs", "3", "--dtype",
                 "float64", "--out", str(tmp_path / name), *SMALL, "--batch-size", "5", *extra]
@@ -81,6 +95,7 @@ def test_padded_steps_train_as_eager_steps_on_cpu(slice_file, tmp_path, monkeypa
     for module in ("loop", "run"):
         monkeypatch.setattr(f"equiprop.train.{module}.use_cuda_graphs", lambda *args: True)
     monkeypatch.setattr("equiprop.train.loop.GraphedSteps", EagerSteps)
+    monkeypatch.setattr("equiprop.train.loop.GraphedInference", EagerInference)  # validation
     run("padded", "--cuda-graphs")
     with open(tmp_path / "eager" / "metrics.csv") as a, open(tmp_path / "padded" / "metrics.csv") as b:
         rows = list(zip(csv.DictReader(a), csv.DictReader(b)))

@@ -20,26 +20,34 @@ class Evaluation:
     parity: dict[Property, tuple[np.ndarray, np.ndarray]]
 
 
-def predictions(model, data: LabelledSet, batch_size: int):
-    """Yield ``(batch, labels, predictions)`` over ``data`` in order, the model in eval mode."""
+def predictions(model, data: LabelledSet, batch_size: int, graphs=None):
+    """Yield ``(batch, labels, predictions)`` over ``data`` in order, the model in eval mode.
+
+    ``graphs``: a :class:`equiprop.models.graphed.GraphedInference` of ``model`` for
+    at least ``batch_size`` structures, replaying CUDA graphs (the trainer's validation on a GPU).
+    """
     reference = next(model.parameters())
     with_forces = Property.FORCES in data.labels
     was_training = model.training
     model.eval()
     try:
         for indices in batch_order(len(data), batch_size, shuffle=False):
-            batch, labels = make_batch(data, indices, reference.device, reference.dtype)
-            with torch.set_grad_enabled(with_forces):
-                pred = model(batch, compute_forces=with_forces)
+            batch, labels = make_batch(data, indices, None if graphs else reference.device, reference.dtype)
+            if graphs:
+                pred = graphs(batch)
+                batch, labels = batch.to(reference.device), {p: v.to(reference.device) for p, v in labels.items()}
+            else:
+                with torch.set_grad_enabled(with_forces):
+                    pred = model(batch, compute_forces=with_forces)
             yield batch, labels, {p: v.detach() for p, v in pred.items()}
     finally:
         model.train(was_training)
 
 
-def error_sums(model, data: LabelledSet, batch_size: int = 32) -> ErrorSums:
-    """Errors of ``model`` on ``data``, as sums (energies per atom)."""
+def error_sums(model, data: LabelledSet, batch_size: int = 32, graphs=None) -> ErrorSums:
+    """Errors of ``model`` on ``data``, as sums (energies per atom); ``graphs`` as in :func:`predictions`."""
     sums = ErrorSums(list(data.labels))
-    for batch, labels, pred in predictions(model, data, batch_size):
+    for batch, labels, pred in predictions(model, data, batch_size, graphs):
         sums.add(residuals(pred, labels, batch))
     return sums
 

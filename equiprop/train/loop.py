@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from equiprop.errors import InputError
 from equiprop.keys import Property
+from equiprop.models.graphed import GraphedInference
 from equiprop.train.allocator import keep_freed_memory
 from equiprop.train.checkpoint import save_checkpoint
 from equiprop.train.compiled import compiled_outputs
@@ -83,6 +84,8 @@ class Trainer:
         self.moving_average = MovingAverage(model, config.ema_decay)
         self.ema = self.moving_average.average  # validated, saved as best.pt
         self.graphs = GraphedSteps(self._padded_step, len(self.targets), self.device) if graphed else None
+        # validation of the moving average replays graphs too (its weights are updated in place)
+        self.val_graphs = GraphedInference(self.ema.module, config.batch_size) if graphed else None
         # one process on a GPU: the last step's loss (pinned buffer, copy event), read after the next step is launched
         self._loss_host, self._pending_loss = None, None
         self.progress = Progress()
@@ -299,7 +302,7 @@ class Trainer:
     def validate(self) -> ErrorSums:
         """Errors of the EMA model on the validation set (each rank takes every world_size-th structure)."""
         mine = self.val.subset(range(self.ranks.rank, len(self.val), self.ranks.world_size))
-        sums = error_sums(self.ema.module, mine, self.config.batch_size)
+        sums = error_sums(self.ema.module, mine, self.config.batch_size, self.val_graphs)
         sums.sums = all_sum(sums.sums.to(self.device), self.ranks)
         return sums
 
