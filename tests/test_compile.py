@@ -106,3 +106,18 @@ def test_compiled_calculator_follows_the_eager_one():
         larger.calc = calculator
         energies.append(larger.get_potential_energy())
     assert energies[1] == pytest.approx(energies[0], rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_compiled_prediction_on_gpu_equals_eager_on_cpu():
+    """``predict(compile=True)`` on a GPU (Triton kernels, no CUDA graphs) against eager prediction on the CPU."""
+    from conftest import make_model, periodic_water, water_cluster
+
+    model = make_model("so3net", torch.float32, interactions=2)
+    frames = [water_cluster(n, seed=n) for n in (2, 5, 3, 4, 6)] + [periodic_water(seed=3)]
+    eager = model.predict(frames, batch_size=2)
+    compiled = model.cuda().predict(frames, batch_size=2, compile=True)
+    for key in ("energy", "dipole"):
+        assert np.allclose(compiled[key], eager[key], rtol=1e-4, atol=1e-4), key
+    for key in ("charges", "forces"):
+        assert np.allclose(np.concatenate(compiled[key]), np.concatenate(eager[key]), rtol=1e-4, atol=1e-4), key
