@@ -9,7 +9,7 @@ import torch
 
 from conftest import SMALL
 from equiprop.cli.main import main
-from equiprop.errors import InputError
+from equiprop.errors import InputError, SetupError
 from equiprop.train.checkpoint import load_model
 from equiprop.train.config import TrainConfig
 from equiprop.train.distributed import Ranks
@@ -48,13 +48,28 @@ def test_compile_under_torchrun_is_a_clear_error():
         Trainer(TrainConfig(compile=True), torch.nn.Linear(1, 1), None, None, {}, "unused", ranks=Ranks(rank=0, world_size=2))
 
 
-def test_compile_failure_is_a_clear_error(slice_file, tmp_path, monkeypatch, capsys):
-    """A machine where torch.compile cannot build its kernels (say, no C++ compiler): one line, what to do."""
+def backend_failure(function):
+    return torch._dynamo.exc.BackendCompilerFailed(function, RuntimeError("No working C++ compiler found"), None)
+
+
+def tracing_failure(function):  # as PyTorch 2.11 on CUDA raised it (pytorch/pytorch#171537)
+    try:
+        raise RuntimeError("No working C++ compiler found")  # stands in for the internal assert's message
+    except RuntimeError as cause:
+        error = torch._dynamo.exc.TorchRuntimeError("RuntimeError when making fake tensor call")
+        error.__cause__ = cause
+        return error
+
+
+@pytest.mark.parametrize("failure", [backend_failure, tracing_failure], ids=["backend", "tracing"])
+def test_compile_failure_is_a_clear_error(slice_file, tmp_path, monkeypatch, capsys, failure):
+    """A machine where torch.compile cannot build its kernels (say, no C++ compiler) or cannot trace the model
+    (a PyTorch bug): one line, what to do."""
     import equiprop.train.compiled as compiled_module
 
     def no_compiler(function, **options):
         def fail(*args):
-            raise torch._dynamo.exc.BackendCompilerFailed(function, RuntimeError("No working C++ compiler found"), None)
+            raise failure(function)
         return fail
 
     monkeypatch.setattr(compiled_module.torch, "compile", no_compiler)
@@ -109,8 +124,11 @@ def test_compiled_calculator_follows_the_eager_one():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.xfail(raises=SetupError, strict=False,
+                   reason="PyTorch 2.11 on CUDA cannot trace torch.func.grad with dynamic shapes (pytorch/pytorch#171537)")
 def test_compiled_prediction_on_gpu_equals_eager_on_cpu():
-    """``predict(compile=True)`` on a GPU (Triton kernels, no CUDA graphs) against eager prediction on the CPU."""
+    """``predict(compile=True)`` on a GPU (Triton kernels, no CUDA graphs) against eager prediction on the CPU;
+    where this PyTorch cannot compile it, the one-line ``SetupError`` (any other failure fails the test)."""
     from conftest import make_model, periodic_water, water_cluster
 
     model = make_model("so3net", torch.float32, interactions=2)

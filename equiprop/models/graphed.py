@@ -16,7 +16,7 @@ import torch
 
 from equiprop.data.batch import GraphBatch
 from equiprop.keys import PER_STRUCTURE, Property
-from equiprop.train.cuda_graphs import MAX_GRAPHS
+from equiprop.train import cuda_graphs
 from equiprop.train.padding import PaddedBatch, PaddedShape, pad_batch
 
 Outputs = dict[Property, torch.Tensor]
@@ -51,7 +51,7 @@ class GraphedInference:
         self.model, self.structures = model, structures
         self.device = next(model.parameters()).device
         self.with_forces = Property.ENERGY in model.targets
-        self.max_graphs = MAX_GRAPHS if max_graphs is None else max_graphs
+        self.max_graphs = cuda_graphs.MAX_GRAPHS if max_graphs is None else max_graphs
         self.buckets: dict[PaddedShape, _Bucket] = {}
         self.pool = torch.cuda.graph_pool_handle()
         self.warm = False

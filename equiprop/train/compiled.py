@@ -48,8 +48,10 @@ def compiled_outputs(model, with_forces: bool) -> Callable[[GraphBatch], dict[Pr
     def run(batch: GraphBatch) -> dict[Property, torch.Tensor]:
         try:
             return compiled(batch)
-        except torch._dynamo.exc.BackendCompilerFailed as error:  # Inductor's own errors derive from it
-            inner = error.inner_exception
+        except (torch._dynamo.exc.BackendCompilerFailed, torch._dynamo.exc.TorchRuntimeError) as error:
+            # BackendCompilerFailed: Inductor's own errors; TorchRuntimeError: tracing failed, as PyTorch 2.11 on CUDA
+            # does in torch.func.grad with dynamic shapes (pytorch/pytorch#171537; docs/performance.md, step 26)
+            inner = getattr(error, "inner_exception", None) or error.__cause__ or error
             first_line = (str(inner).strip().splitlines() or [""])[0]
             reason = f"{type(inner).__name__}: {first_line}"
             raise SetupError(f"torch.compile could not compile the model ({reason}); run without --compile (compile=False) "
