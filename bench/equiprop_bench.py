@@ -21,6 +21,7 @@ from equiprop.data.labels import LabelKeys
 from equiprop.data.typemap import TypeMap
 from equiprop.keys import Property
 from equiprop.models.graphed import GraphedInference
+from equiprop.train.compiled import compiled_inference
 from equiprop.train.config import TrainConfig
 from equiprop.train.data import batch_order, labelled_set, make_batch
 from equiprop.train.evaluate import evaluate, predictions
@@ -105,14 +106,21 @@ def energy_per_structure(model, data, args) -> dict:
 
 
 def inference(model, data, args) -> dict:
-    """Structures and atoms per second of energy+forces and dipole (and charges), batch ``batch_size``."""
+    """Structures and atoms per second of energy+forces and dipole (and charges), batch ``batch_size``.
+
+    The way the model was trained decides the way it infers: CUDA graphs on a GPU, ``torch.compile``
+    with ``--compile``, else eager. The first pass (recording or compiling) is not timed."""
     reference = next(model.parameters())
     graphed = reference.is_cuda and args.cuda_graphs is not False  # equiprop's default on a GPU (models/graphed.py)
     device = "cpu" if graphed else reference.device  # graphed batches are copied into the graphs' static inputs
     batches = [make_batch(data, idx, device, reference.dtype)[0] for idx in batch_order(len(data), args.batch_size, False)]
     n_atoms = sum(g.n_atoms for g in data.graphs)
-    run = GraphedInference(model, args.batch_size) if graphed else (
-        lambda batch: model(batch, compute_forces=Property.ENERGY in model.targets))
+    if graphed:
+        run = GraphedInference(model, args.batch_size)
+    elif args.compile:  # as predict(compile=True) and the ASE calculator do; compiled in the untimed first pass
+        run = compiled_inference(model)
+    else:
+        run = lambda batch: model(batch, compute_forces=Property.ENERGY in model.targets)  # noqa: E731
 
     def one_pass():
         for batch in batches:
