@@ -9,10 +9,8 @@ import torch
 
 from conftest import SMALL
 from equiprop.cli.main import main
-from equiprop.errors import InputError, SetupError
+from equiprop.errors import SetupError
 from equiprop.train.checkpoint import load_model
-from equiprop.train.config import TrainConfig
-from equiprop.train.distributed import Ranks
 
 
 def train_losses(run) -> list[float]:
@@ -39,13 +37,6 @@ def test_compiled_training_follows_eager_training(slice_file, tmp_path):
         assert np.allclose(compiled[key], eager[key], rtol=1e-3, atol=1e-4), key
     for key in ("charges", "forces"):
         assert np.allclose(np.concatenate(compiled[key]), np.concatenate(eager[key]), rtol=1e-3, atol=1e-4), key
-
-
-def test_compile_under_torchrun_is_a_clear_error():
-    from equiprop.train.loop import Trainer
-
-    with pytest.raises(InputError, match="one process"):
-        Trainer(TrainConfig(compile=True), torch.nn.Linear(1, 1), None, None, {}, "unused", ranks=Ranks(rank=0, world_size=2))
 
 
 def backend_failure(function):

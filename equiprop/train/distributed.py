@@ -87,6 +87,22 @@ def all_sum(tensor: torch.Tensor, ranks: Ranks) -> torch.Tensor:
     return tensor
 
 
+def average_gradients(parameters, ranks: Ranks) -> None:
+    """Average the parameters' gradients over the ranks in one all-reduce, as DDP does (a no-op for one process).
+
+    For steps that bypass DDP's forward, whose reducer then never runs: the
+    compiled steps of ``--compile`` call the model's own outputs function.
+    """
+    if not ranks.distributed:
+        return
+    gradients = [p.grad for p in parameters if p.grad is not None]
+    flat = torch.cat([g.reshape(-1) for g in gradients])  # [n_parameters]
+    dist.all_reduce(flat)
+    flat /= ranks.world_size
+    for gradient, average in zip(gradients, flat.split([g.numel() for g in gradients])):
+        gradient.copy_(average.view_as(gradient))
+
+
 def shard(indices: np.ndarray, ranks: Ranks) -> np.ndarray:
     """This rank's part of a global batch: contiguous, sizes differing by at most one."""
     return np.array_split(np.asarray(indices), ranks.world_size)[ranks.rank]

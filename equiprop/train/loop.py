@@ -34,7 +34,7 @@ from equiprop.train.config import TrainConfig
 from equiprop.train.cuda_graphs import GraphedSteps
 from equiprop.train.evaluate import error_sums
 from equiprop.train.data import LabelledSet, batch_order
-from equiprop.train.distributed import Ranks, all_sum, barrier, shard
+from equiprop.train.distributed import Ranks, all_sum, average_gradients, barrier, shard
 from equiprop.train.loader import batch_loader
 from equiprop.train.losses import residuals, weighted_loss
 from equiprop.train.metrics import ErrorSums, error_rows
@@ -72,7 +72,8 @@ class Trainer:
         graphed = use_cuda_graphs(config, ranks, device if device is not None else next(model.parameters()).device)
         self.config, self.model, self.train, self.val = config, model, train, val
         self.ranks, self.device = ranks, device if device is not None else next(model.parameters()).device
-        self.net = DistributedDataParallel(model, broadcast_buffers=False) if ranks.distributed else model
+        # compiled steps bypass DDP's forward (they call the model's outputs): their gradients are averaged by hand
+        self.net = DistributedDataParallel(model, broadcast_buffers=False) if ranks.distributed and not config.compile else model
         self.compiled = compiled_outputs(model, Property.FORCES in train.labels) if config.compile else None
         self.targets = list(train.labels)
         self.scales = {p: scales[p.value] for p in self.targets}
@@ -207,6 +208,8 @@ class Trainer:
         loss = weighted_loss(errors, self.scales, self.weights, counts) * (1.0 if sums is not None else 0.0)
         self.optimizer.zero_grad(set_to_none=True)
         (loss * self.ranks.world_size).backward()  # DDP averages the ranks' gradients; their losses add up
+        if self.compiled is not None:
+            average_gradients(self.trained_parameters, self.ranks)
         self._clip_and_step()
         self._after_update()
         if sums is not None:
@@ -330,11 +333,9 @@ def use_cuda_graphs(config: TrainConfig, ranks: Ranks, device: torch.device) -> 
     """Whether training steps are replayed from CUDA graphs: where asked, or by default (``None``) where they can be.
 
     They can for one process on a CUDA device without ``--compile``; asked for
-    elsewhere, InputError (as for ``--compile`` under torchrun). The command
-    line calls this before it touches the run directory.
+    elsewhere, InputError. The command line calls this before it touches the
+    run directory.
     """
-    if config.compile and ranks.distributed:
-        raise InputError("--compile runs in one process only; train without it under torchrun")
     if config.cuda_graphs is None:
         return device.type == "cuda" and not ranks.distributed and not config.compile
     if not config.cuda_graphs:
