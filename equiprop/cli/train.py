@@ -17,7 +17,7 @@ HELP = {
     "num_workers": "DataLoader worker processes building batches (0: none)",
     "compile": "torch.compile the model's outputs and forces: on a CPU, about 2 min to compile SO3Net (cached on disk "
                "after the first run), then about 1.5x faster training (docs/benchmarks.md); needs a C++ compiler; "
-               "not measured on a GPU, where CUDA graphs are the default; one process only",
+               "fails on a GPU under PyTorch 2.11 (there CUDA graphs are the default); works under torchrun",
     "cuda_graphs": "record each training step once as a CUDA graph and replay it (batches padded to a few sizes; "
                    "8-10x faster on an H100 in docs/benchmarks.md); default: on for one process on a CUDA device "
                    "without --compile",
