@@ -75,11 +75,11 @@ class EagerInference:
         self.model, self.structures = model, structures
 
     def __call__(self, batch):
-        from equiprop.models.graphed import padded_outputs, unpad
+        from equiprop.models.graphed import detached_outputs, unpad
         from equiprop.train.padding import PaddedShape, pad_batch
 
         padded = pad_batch(batch, {}, PaddedShape.of(batch, self.structures), self.model.cutoff)
-        return unpad(padded_outputs(self.model, padded, with_forces=True), batch.positions.shape[0], batch.n_structures)
+        return unpad(detached_outputs(self.model, padded.batch, with_forces=True), batch.positions.shape[0], batch.n_structures)
 
 
 def test_padded_steps_train_as_eager_steps_on_cpu(slice_file, tmp_path, monkeypatch):
@@ -165,6 +165,26 @@ def test_graphed_inference_predicts_as_eager_inference(tmp_path, monkeypatch, ma
         for run in (graphed, graphed_again):
             flat, reference = (np.concatenate([np.ravel(v) for v in p[key]]) for p in (run, eager))
             assert np.allclose(flat, reference, rtol=1e-10, atol=1e-12), key
+
+
+def test_inference_without_a_free_graph_runs_the_batch_eagerly(monkeypatch):
+    """Past ``max_graphs`` shapes, ``GraphedInference`` runs the unpadded batch eagerly (checked on the CPU: no graph
+    is ever recorded with ``max_graphs=0``): the eager predictions, float64."""
+    import equiprop
+    from equiprop import datasets
+    from equiprop.models.graphed import GraphedInference
+
+    monkeypatch.setattr(torch.cuda, "graph_pool_handle", lambda: None)
+    torch.manual_seed(0)
+    model = equiprop.SO3Net(["H", "O"], cutoff=3.5, lmax=1, features=8, interactions=2,
+                            targets=["charges", "dipole", "energy", "forces"], dtype="float64")
+    frames = datasets.water_pbe0()[:7]
+    graphs = GraphedInference(model, 3, max_graphs=0)
+    fallback, eager = model.predict(frames, batch_size=3, graphs=graphs), model.predict(frames, batch_size=3, graphs=False)
+    assert graphs.eager_calls == 3 and graphs.replays == 0
+    for key in ("energy", "forces", "dipole", "charges"):
+        flat, reference = (np.concatenate([np.ravel(v) for v in p[key]]) for p in (fallback, eager))
+        assert np.array_equal(flat, reference), key
 
 
 @needs_cuda

@@ -121,13 +121,13 @@ def test_batch_that_does_not_fit_is_refused():
 @pytest.mark.parametrize("kind", ["so3net", "schnet"])
 def test_padded_inference_gives_the_real_outputs(kind, paired):
     """What a recorded inference graph computes: the padded outputs' first rows are the batch's outputs."""
-    from equiprop.models.graphed import padded_outputs, unpad
+    from equiprop.models.graphed import detached_outputs, unpad
 
     model, batch, _ = model_and_batch(kind, paired)
     model.eval()
     expected = model(batch, compute_forces=True)
     padded = pad_batch(batch, {}, PaddedShape.of(batch, structures=5), CUTOFF)
-    got = unpad(padded_outputs(model, padded, with_forces=True), batch.positions.shape[0], batch.n_structures)
+    got = unpad(detached_outputs(model, padded.batch, with_forces=True), batch.positions.shape[0], batch.n_structures)
     assert got.keys() == expected.keys()
     for prop, value in expected.items():
         assert got[prop].shape == value.shape

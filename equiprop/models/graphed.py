@@ -22,10 +22,11 @@ from equiprop.train.padding import PaddedBatch, PaddedShape, pad_batch
 Outputs = dict[Property, torch.Tensor]
 
 
-def padded_outputs(model, padded: PaddedBatch, with_forces: bool) -> Outputs:
-    """The model's outputs (and forces) on a padded batch, padded: ``[atoms]``/``[structures + 1]`` rows."""
+def detached_outputs(model, batch: GraphBatch, with_forces: bool) -> Outputs:
+    """The model's outputs (and forces) on ``batch``, detached; on a padded batch, padded:
+    ``[atoms]``/``[structures + 1]`` rows."""
     with torch.set_grad_enabled(with_forces):
-        out = model(padded.batch, compute_forces=with_forces)
+        out = model(batch, compute_forces=with_forces)
     return {p: v.detach() for p, v in out.items()}
 
 
@@ -59,13 +60,12 @@ class GraphedInference:
 
     def __call__(self, batch: GraphBatch) -> Outputs:
         shape = PaddedShape.of(batch, self.structures)
+        bucket = self.buckets.get(shape)
+        if bucket is None and len(self.buckets) >= self.max_graphs:  # no graph left: the batch as it is, eagerly
+            self.eager_calls += 1
+            return detached_outputs(self.model, batch.to(self.device), self.with_forces)
         padded = pad_batch(batch, {}, shape, self.model.cutoff)
         n_atoms, n_structures = batch.positions.shape[0], batch.n_structures
-        bucket = self.buckets.get(shape)
-        if bucket is None and len(self.buckets) >= self.max_graphs:
-            self.eager_calls += 1
-            on_device = padded.map(lambda t: t.to(self.device))
-            return unpad(padded_outputs(self.model, on_device, self.with_forces), n_atoms, n_structures)
         if bucket is None:
             bucket = self.buckets[shape] = _Bucket(padded, self.device)
         for source, target in zip(padded.tensors(), bucket.static.tensors()):
@@ -76,14 +76,14 @@ class GraphedInference:
             stream = torch.cuda.Stream(self.device)
             stream.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(stream):
-                outputs = padded_outputs(self.model, bucket.static, self.with_forces)
+                outputs = detached_outputs(self.model, bucket.static.batch, self.with_forces)
             torch.cuda.current_stream(self.device).wait_stream(stream)
             return unpad(outputs, n_atoms, n_structures)
         if bucket.graph is None:
             torch.cuda.synchronize(self.device)
             bucket.graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(bucket.graph, pool=self.pool):
-                bucket.outputs = padded_outputs(self.model, bucket.static, self.with_forces)
+                bucket.outputs = detached_outputs(self.model, bucket.static.batch, self.with_forces)
         bucket.graph.replay()
         self.replays += 1
         return unpad(bucket.outputs, n_atoms, n_structures)

@@ -45,15 +45,15 @@ def predict(model, frames, batch_size: int = 32, source: str | None = None, runn
     try:
         for start in range(0, len(structures), batch_size):
             batch = collate(structures[start : start + batch_size])
-            if runner is not None:
-                batch = batch.to(reference.device, reference.dtype)
-                out = runner(batch)
-            elif graphs:
+            if graphs and runner is None:  # graphs copy the CPU batch into their static inputs
                 out = graphs(batch.to(dtype=reference.dtype))
             else:
                 batch = batch.to(reference.device, reference.dtype)
-                with torch.set_grad_enabled(with_forces):
-                    out = model(batch, compute_forces=with_forces)
+                if runner is not None:
+                    out = runner(batch)
+                else:
+                    with torch.set_grad_enabled(with_forces):
+                        out = model(batch, compute_forces=with_forces)
             sizes = batch.n_atoms.tolist()
             for prop, value in out.items():
                 value = value.detach().cpu().numpy()
