@@ -10,7 +10,12 @@ PREFIX = "pred_"
 
 
 def add_commands(commands) -> None:
-    parser = commands.add_parser("predict", help="add pred_* keys to the frames of a structure file")
+    parser = commands.add_parser(
+        "predict", help="add pred_* keys to the frames of a structure file (a committee adds pred_*_std)",
+        description="Writes pred_charges, pred_dipole, pred_energy, pred_forces. A committee checkpoint (train --ensemble N) "
+                    "writes the members' means and their spread: pred_energy_std (eV), pred_dipole_std (e*A), "
+                    "pred_forces_std (per atom, eV/A) and pred_charges_std (e); vector spreads are the RMS over the "
+                    "three components of the members' standard deviation.")
     parser.add_argument("checkpoint")
     parser.add_argument("input")
     parser.add_argument("output")
@@ -36,7 +41,8 @@ def run_predict(args) -> int:
     for k, atoms in enumerate(frames):
         for key, values in out.items():
             value = np.asarray(values[k], dtype=float)
-            (atoms.arrays if key in ("charges", "forces") else atoms.info)[PREFIX + key] = value
+            per_atom = key.removesuffix("_std") in ("charges", "forces")
+            (atoms.arrays if per_atom else atoms.info)[PREFIX + key] = value
     write_structures(args.output, frames, overwrite=args.overwrite)
     print(f"wrote {len(frames)} structures with {', '.join(PREFIX + k for k in out)} to {args.output}")
     return 0

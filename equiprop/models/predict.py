@@ -6,6 +6,7 @@ import torch
 from equiprop.data.batch import collate
 from equiprop.data.graph import frames_to_graphs
 from equiprop.keys import PER_STRUCTURE, Property
+from equiprop.models.committee import STD_SUFFIX, Committee, spread
 from equiprop.models.graphed import GraphedInference
 from equiprop.train.allocator import keep_freed_memory
 
@@ -26,6 +27,10 @@ def predict(model, frames, batch_size: int = 32, source: str | None = None, runn
     with one array per structure (``[n_atoms_k]``, ``[n_atoms_k, 3]``);
     ``dipole`` is ``[n_structures, 3]`` and ``energy`` ``[n_structures]``.
     Forces come with every energy model. Units: e, e*Angstrom, eV, eV/Angstrom.
+    A :class:`~equiprop.models.committee.Committee` gives the members' means and,
+    from :func:`~equiprop.models.committee.spread`, ``energy_std``, ``dipole_std``
+    ``[n_structures]``, ``charges_std`` and ``forces_std`` (one array ``[n_atoms_k]``
+    per structure); it runs eagerly (no runner, no CUDA graphs).
 
     Applies :func:`equiprop.train.allocator.keep_freed_memory` (process-wide): without it,
     glibc maps and page-faults every large tensor anew, which made inference on a
@@ -37,9 +42,10 @@ def predict(model, frames, batch_size: int = 32, source: str | None = None, runn
     structures = frames_to_graphs(frames, model.type_map, model.cutoff, source)
     reference = next(model.parameters())
     with_forces = Property.ENERGY in model.targets
-    if graphs is None and runner is None and reference.is_cuda:
+    committee = isinstance(model, Committee)
+    if graphs is None and runner is None and reference.is_cuda and not committee:
         graphs = GraphedInference(model, batch_size)
-    chunks: dict[Property, list[np.ndarray]] = {}
+    chunks: dict[str, list[np.ndarray]] = {}
     was_training = model.training
     model.eval()
     try:
@@ -51,17 +57,27 @@ def predict(model, frames, batch_size: int = 32, source: str | None = None, runn
                 batch = batch.to(reference.device, reference.dtype)
                 if runner is not None:
                     out = runner(batch)
+                elif committee:
+                    out = _committee_outputs(model, batch, with_forces)
                 else:
                     with torch.set_grad_enabled(with_forces):
                         out = model(batch, compute_forces=with_forces)
             sizes = batch.n_atoms.tolist()
-            for prop, value in out.items():
+            for name, value in out.items():
                 value = value.detach().cpu().numpy()
-                per_atom = prop not in PER_STRUCTURE
-                chunks.setdefault(prop, []).extend(np.split(value, np.cumsum(sizes)[:-1]) if per_atom else value)
+                per_atom = _per_atom(name)
+                chunks.setdefault(str(name), []).extend(np.split(value, np.cumsum(sizes)[:-1]) if per_atom else value)
     finally:
         model.train(was_training)
-    return {
-        prop.value: values if prop not in PER_STRUCTURE else np.stack(values)
-        for prop, values in chunks.items()
-    }
+    return {name: values if _per_atom(name) else np.stack(values) for name, values in chunks.items()}
+
+
+def _per_atom(name: str) -> bool:
+    return Property(str(name).removesuffix(STD_SUFFIX)) not in PER_STRUCTURE
+
+
+def _committee_outputs(model: Committee, batch, with_forces: bool) -> dict:
+    """Means keyed by Property, spreads by ``"<name>_std"``."""
+    with torch.set_grad_enabled(with_forces):
+        stacked = model.member_outputs(batch, compute_forces=with_forces)
+    return {**{prop: values.mean(dim=0) for prop, values in stacked.items()}, **spread(stacked)}

@@ -11,6 +11,7 @@ import torch
 
 from equiprop.errors import InputError
 from equiprop.models import SchNet, SO3Net
+from equiprop.models.committee import Committee
 from equiprop.nn.irreps import coupling_paths
 
 FORMAT = "equiprop-checkpoint-3"
@@ -20,6 +21,8 @@ FORMAT = "equiprop-checkpoint-3"
 OLD_FORMATS = {"equiprop-checkpoint-1": {"schnet"}, "equiprop-checkpoint-2": {"schnet", "so3net"}}
 #: Checkpoint name of each model class (an explicit table, not a registry).
 MODEL_CLASSES = {"schnet": SchNet, "so3net": SO3Net}
+#: ``model`` of a committee checkpoint; its ``members`` list holds each member's model, hparams and state_dict.
+COMMITTEE = "committee"
 
 
 def model_name(model) -> str:
@@ -40,6 +43,19 @@ def save_checkpoint(path, model, config: dict, normalization: dict, training: di
         "normalization": normalization,
         "training": training,
     }
+    _write(path, payload)
+
+
+def save_committee(path, committee: Committee, config: dict, normalization: dict) -> None:
+    """Write a committee as one checkpoint (``load_model`` returns a :class:`Committee`)."""
+    members = [{"model": model_name(m), "hparams": m.hparams, "state_dict": m.state_dict()} for m in committee.members]
+    payload = {"format": FORMAT, "model": COMMITTEE, "members": members, "config": config,
+               "normalization": normalization, "training": None}
+    _write(path, payload)
+
+
+def _write(path, payload: dict) -> None:
+    """Save under a temporary name, then rename: never a half-written checkpoint."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(payload, tmp)
@@ -94,7 +110,10 @@ def _trim_last_interaction(hparams: dict, state: dict) -> dict:
 
 
 def model_from_checkpoint(payload: dict, source="checkpoint", device="cpu"):
-    """Rebuild the model and load its weights; InputError if they do not fit."""
+    """Rebuild the model (a :class:`Committee` for a committee checkpoint) and load its weights; InputError if they do not fit."""
+    if payload["model"] == COMMITTEE:
+        members = [model_from_checkpoint(m, f"{source} (member {k})", device) for k, m in enumerate(payload["members"])]
+        return Committee(members).to(device)
     cls = MODEL_CLASSES.get(payload["model"])
     if cls is None:
         raise InputError(f"{source}: unknown model {payload['model']!r}; known: {sorted(MODEL_CLASSES)}")

@@ -44,7 +44,9 @@ class TrainConfig:
     forces_key: str = "dft_forces"
     val_fraction: float = 0.1
     test_fraction: float = 0.1
-    seed: int = 0
+    seed: int = 0  # initial weights and batch order; also the split unless split_seed is set
+    split_seed: int | None = None  # seed of the train/val/test split; None: seed
+    ensemble: int = 1  # train a committee of this many members (seeds seed, seed+1, ...; one split); max_time bounds all
     # loss: weights of the normalised mean squared errors
     charges_weight: float = 1.0
     dipole_weight: float = 1.0
@@ -72,7 +74,7 @@ class TrainConfig:
         self.targets = [p.value for p in Property.parse(self.targets)]
         if self.model not in ("schnet", "so3net"):
             raise InputError(f"model must be 'schnet' or 'so3net', got {self.model!r}")
-        for name in ("batch_size", "epochs", "features", "interactions"):
+        for name in ("batch_size", "epochs", "features", "interactions", "ensemble"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.model == "so3net" and self.sh_lmax is not None:

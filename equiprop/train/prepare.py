@@ -80,13 +80,18 @@ def prepare_data(config: TrainConfig, type_map: TypeMap | None = None) -> Splits
         return Splits(train, val, test, type_map)
     data = labelled_set(frames, targets, keys, type_map, config.cutoff, source)
     if config.test_data:
-        split = split_indices(len(data), val=config.val_fraction, test=0.0, seed=config.seed)
+        split = split_indices(len(data), val=config.val_fraction, test=0.0, seed=split_seed(config))
         test_frames = read_structures(config.test_data)
         test = labelled_set(test_frames, targets, keys, type_map, config.cutoff, config.test_data)
     else:
-        split = split_indices(len(data), val=config.val_fraction, test=config.test_fraction, seed=config.seed)
+        split = split_indices(len(data), val=config.val_fraction, test=config.test_fraction, seed=split_seed(config))
         test = data.subset(split.test)
     return Splits(data.subset(split.train), data.subset(split.val), test, type_map)
+
+
+def split_seed(config: TrainConfig) -> int:
+    """The seed of the train/val/test split: ``split_seed``, else ``seed``."""
+    return config.seed if config.split_seed is None else config.split_seed
 
 
 def mean_neighbors(data: LabelledSet) -> float:

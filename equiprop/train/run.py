@@ -10,6 +10,7 @@ from equiprop.errors import InputError
 from equiprop.train import distributed
 from equiprop.train.checkpoint import load_checkpoint, load_model, model_from_checkpoint
 from equiprop.train.config import TrainConfig, save_yaml
+from equiprop.train.ensemble import train_ensemble, write_calibration
 from equiprop.train.evaluate import evaluate
 from equiprop.train.loop import Trainer, drop_rows_after, use_cuda_graphs
 from equiprop.train.plots import parity_plots
@@ -26,7 +27,10 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False, lo
 
     Under torchrun, every rank trains its share and rank 0 alone writes the run
     directory and evaluates the test set (other ranks return ``{}``).
+    With ``config.ensemble > 1`` a committee is trained (:mod:`equiprop.train.ensemble`).
     """
+    if config.ensemble > 1:
+        return _train_committee(config, resume, overwrite, log, on_step)
     ranks, device, joined = distributed.start(config.device)
     trainer = None
     try:
@@ -43,6 +47,20 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False, lo
             trainer.close()  # the DDP reducer must not outlive the process group (Trainer.close)
         if joined:
             distributed.stop()
+
+
+def _train_committee(config: TrainConfig, resume: bool, overwrite: bool, log, on_step) -> dict:
+    if distributed.ranks_from_env().distributed:
+        raise InputError("--ensemble under torchrun is not supported: train the committee in one process")
+
+    def train_one(member, resume, overwrite, log):
+        return train(member, resume=resume, overwrite=overwrite, log=log, on_step=on_step)
+
+    train_ensemble(config, train_one, resume, overwrite, log)
+    run_dir = Path(config.out)
+    metrics = finish(config, run_dir, prepare_data(config).test, log, distributed.resolve_device(config.device, distributed.Ranks()))
+    write_calibration(load_model(run_dir / "best.pt"), config, run_dir, log)
+    return metrics
 
 
 def _quiet(message: str) -> None:

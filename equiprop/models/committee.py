@@ -1,0 +1,98 @@
+"""A committee (ensemble) of independently trained models: mean predictions and their spread.
+
+The members are separate networks of one architecture, trained with different
+seeds and batch orders on the same split (``equiprop train --ensemble N``;
+docs/design.md "Committees"). The committee behaves like one model: its
+:meth:`forward` gives the members' mean of every target (forces are the mean
+of the members' forces, which is minus the gradient of the mean energy), so
+evaluation, the symmetry check and the ASE calculator work unchanged.
+:meth:`member_outputs` keeps the members apart, for the spread:
+:func:`spread` turns them into the ``*_std`` arrays that ``predict`` reports.
+"""
+
+import torch
+from torch import nn
+
+from equiprop.data.batch import GraphBatch
+from equiprop.keys import Property
+
+#: Spread keys added to predictions (the members' sample standard deviation, ddof=1).
+STD_SUFFIX = "_std"
+
+
+class Committee(nn.Module):
+    """``members``: two or more models with the same elements, cutoff and targets."""
+
+    def __init__(self, members):
+        super().__init__()
+        members = list(members)
+        if len(members) < 2:
+            raise ValueError(f"a committee needs at least 2 members, got {len(members)}")
+        first = members[0]
+        for k, member in enumerate(members[1:], start=1):
+            for name in ("targets", "cutoff"):
+                if getattr(member, name) != getattr(first, name):
+                    raise ValueError(f"member {k} has {name} {getattr(member, name)}, member 0 {getattr(first, name)}")
+            if member.type_map.elements != first.type_map.elements:
+                raise ValueError(f"member {k} has elements {member.type_map.elements}, member 0 {first.type_map.elements}")
+        self.members = nn.ModuleList(members)
+        self.type_map, self.cutoff, self.targets = first.type_map, first.cutoff, first.targets
+
+    @property
+    def hparams(self) -> dict:
+        """The shared hyperparameters (those of member 0; elements, cutoff and targets agree)."""
+        return self.members[0].hparams
+
+    @property
+    def element_energies(self) -> torch.Tensor:
+        """``[n_types]`` eV; the members share them (fitted on the same training split)."""
+        return self.members[0].element_energies
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def member_outputs(self, batch: GraphBatch, compute_forces: bool = False) -> dict[Property, torch.Tensor]:
+        """Every member's targets stacked on a new leading axis: ``energy [M, n_structures]``, ``forces [M, n_atoms, 3]``...
+
+        Forces: each member differentiates its own copy of the positions, so one
+        backward pass gives all M force fields.
+        """
+        copies = [batch.positions.detach().requires_grad_(compute_forces) for _ in self.members]
+        with torch.set_grad_enabled(compute_forces or torch.is_grad_enabled()):
+            outs = [member.outputs(batch, r) for member, r in zip(self.members, copies)]
+            stacked = {prop: torch.stack([o[prop] for o in outs]) for prop in outs[0]}
+            if compute_forces and Property.ENERGY in stacked:
+                gradients = torch.autograd.grad(stacked[Property.ENERGY].sum(), copies, create_graph=self.training)
+                stacked[Property.FORCES] = -torch.stack(gradients)
+        return stacked
+
+    def forward(self, batch: GraphBatch, compute_forces: bool = False) -> dict[Property, torch.Tensor]:
+        """The members' mean of each target (shapes as :meth:`AtomisticModel.forward`)."""
+        return {prop: values.mean(dim=0) for prop, values in self.member_outputs(batch, compute_forces).items()}
+
+    def predict(self, frames, batch_size: int = 32, source: str | None = None, compile: bool = False,
+                graphs=None) -> dict[str, object]:
+        """Means and spreads for ASE frames; see :func:`equiprop.models.predict.predict`."""
+        from equiprop.errors import SetupError
+        from equiprop.models.predict import predict
+
+        if compile:
+            raise SetupError("compile=True is not available for a committee yet; predict without it")
+        return predict(self, frames, batch_size=batch_size, source=source, graphs=False)
+
+
+def spread(stacked: dict[Property, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The members' standard deviation (ddof=1) of each target, as ``predict`` reports it.
+
+    ``energy_std [n_structures]`` (eV), ``charges_std [n_atoms]`` (e);
+    vectors are reduced to one number per atom or structure, the RMS over
+    the three components of the per-component standard deviation:
+    ``forces_std [n_atoms]`` (eV/Angstrom), ``dipole_std [n_structures]`` (e*Angstrom).
+    """
+    out = {}
+    for prop, values in stacked.items():
+        std = values.std(dim=0)
+        if prop in (Property.FORCES, Property.DIPOLE):
+            std = std.pow(2).mean(dim=-1).sqrt()
+        out[prop.value + STD_SUFFIX] = std
+    return out
