@@ -4,7 +4,7 @@ import argparse
 import json
 import sys
 
-from equiprop.cli import check, evaluate, label, predict, train
+from equiprop.cli import check, evaluate, label, learn, predict, train
 from equiprop.errors import InputError, MissingExtraError, SetupError
 from equiprop.train.allocator import keep_freed_memory
 
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_commands(commands)
     predict.add_commands(commands)
     check.add_commands(commands)
+    learn.add_commands(commands)
     return parser
 
 

@@ -21,6 +21,26 @@ class DFTLabels:
     dipole: np.ndarray  # [3], e*Angstrom, about the geometric centre
     charges: np.ndarray  # [n_atoms], e, Hirshfeld, summing to the total charge
     seconds: float
+    quadrupole: np.ndarray | None = None  # [3, 3], e*Angstrom^2, traceless, about the geometric centre
+
+
+def quadrupole_moment(mf, centre_bohr: np.ndarray) -> np.ndarray:
+    """Traceless quadrupole ``Theta = 1/2 sum (3 r r^T - r^2 I)`` of nuclei and electrons about ``centre_bohr``.
+
+    ``[3, 3]`` in e*Angstrom^2 (Buckingham's convention; the electrons count
+    with charge -1), from the converged density's second-moment integrals.
+    """
+    mol = mf.mol
+    density = mf.make_rdm1()
+    if density.ndim == 3:  # unrestricted: alpha + beta
+        density = density[0] + density[1]
+    with mol.with_common_orig(centre_bohr):
+        r_r = mol.intor_symmetric("int1e_rr").reshape(3, 3, mol.nao, mol.nao)
+    second = -np.einsum("xyij,ji->xy", r_r, density)
+    arms = mol.atom_coords() - centre_bohr  # Bohr
+    second += np.einsum("a,ax,ay->xy", mol.atom_charges(), arms, arms)
+    theta = 0.5 * (3 * second - np.trace(second) * np.eye(3))
+    return theta * Bohr**2
 
 
 def charge_and_spin(atoms: Atoms, index: int = 0, source: str | None = None) -> tuple[int, int]:
@@ -68,4 +88,5 @@ def compute_labels(atoms: Atoms, settings: DFTSettings, index: int = 0, source: 
         dipole=np.asarray(dipole) * Bohr,
         charges=hirshfeld_charges(mf, charge, settings),
         seconds=time.perf_counter() - start,
+        quadrupole=quadrupole_moment(mf, centre),
     )

@@ -19,6 +19,8 @@ from equiprop.labelling.settings import DFTSettings
 
 #: ``info`` key recording which input frame an output frame was computed from.
 SOURCE_INDEX_KEY = "source_index"
+#: ``info`` key of the traceless quadrupole (9 numbers, row-major 3x3, e*Angstrom^2, about the geometric centre).
+QUADRUPOLE_KEY = "dft_quadrupole"
 
 
 @dataclass
@@ -35,6 +37,8 @@ def labelled_frame(atoms: Atoms, labels: DFTLabels, index: int, settings: DFTSet
     frame = atoms.copy()
     frame.calc = None
     frame.info.update({keys.energy: labels.energy, keys.dipole: labels.dipole, "method": settings.describe(), SOURCE_INDEX_KEY: index})
+    if labels.quadrupole is not None:
+        frame.info[QUADRUPOLE_KEY] = np.asarray(labels.quadrupole).reshape(9)  # row-major 3x3
     frame.arrays[keys.forces] = labels.forces
     frame.arrays[keys.charges] = labels.charges
     return frame

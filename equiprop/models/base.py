@@ -101,8 +101,12 @@ class AtomisticModel(nn.Module):
             out[Property.FORCES] = -gradient
         return out
 
-    def outputs(self, batch: GraphBatch, positions: torch.Tensor) -> dict[Property, torch.Tensor]:
+    def outputs(self, batch: GraphBatch, positions: torch.Tensor, references: bool = True) -> dict[Property, torch.Tensor]:
         """Every target but forces, as functions of ``positions [n_atoms, 3]`` (used instead of ``batch.positions``).
+
+        ``references=False``: the energy without the element reference energies
+        (:meth:`reference_energy`), resolved to float32 precision of its own small
+        size rather than of the total (a committee's energy spread needs this).
 
         Forces are ``-d energy / d positions``: :meth:`forward` takes them by autograd;
         a functional transform (``torch.func.grad``, as in ``bench/compile_speed.py``) can too.
@@ -124,9 +128,15 @@ class AtomisticModel(nn.Module):
             if Property.DIPOLE_MAGNITUDE in self.targets:
                 out[Property.DIPOLE_MAGNITUDE] = torch.linalg.vector_norm(dipole, dim=1)
         if Property.ENERGY in self.targets:
-            atomic = self.energy_head(scalars) * self.energy_scale + self.element_energies[batch.types]
+            atomic = self.energy_head(scalars) * self.energy_scale
+            if references:
+                atomic = atomic + self.element_energies[batch.types]
             out[Property.ENERGY] = scatter_sum(atomic, batch.structure, batch.n_structures)
         return out
+
+    def reference_energy(self, batch: GraphBatch) -> torch.Tensor:
+        """Sum of the element reference energies per structure ``[n_structures]`` (eV)."""
+        return scatter_sum(self.element_energies[batch.types], batch.structure, batch.n_structures)
 
     def _charges(self, scalars: torch.Tensor, batch: GraphBatch) -> torch.Tensor:
         charges = self.charge_head(scalars)  # [n_atoms]

@@ -51,24 +51,40 @@ class Committee(nn.Module):
     def __len__(self) -> int:
         return len(self.members)
 
-    def member_outputs(self, batch: GraphBatch, compute_forces: bool = False) -> dict[Property, torch.Tensor]:
+    def member_outputs(self, batch: GraphBatch, compute_forces: bool = False,
+                       relative_energy: bool = False) -> dict[Property, torch.Tensor]:
         """Every member's targets stacked on a new leading axis: ``energy [M, n_structures]``, ``forces [M, n_atoms, 3]``...
 
         Forces: each member differentiates its own copy of the positions, so one
-        backward pass gives all M force fields.
+        backward pass gives all M force fields. ``relative_energy``: energies
+        less member 0's element reference energies. In float32 a total of 10^4 eV
+        resolves only ~1 meV, too coarse for the spread, so :meth:`mean_and_spread`
+        works with the relative energies and adds the references once at the end.
         """
         copies = [batch.positions.detach().requires_grad_(compute_forces) for _ in self.members]
         with torch.set_grad_enabled(compute_forces or torch.is_grad_enabled()):
-            outs = [member.outputs(batch, r) for member, r in zip(self.members, copies)]
+            outs = [member.outputs(batch, r, references=False) for member, r in zip(self.members, copies)]
             stacked = {prop: torch.stack([o[prop] for o in outs]) for prop in outs[0]}
             if compute_forces and Property.ENERGY in stacked:
                 gradients = torch.autograd.grad(stacked[Property.ENERGY].sum(), copies, create_graph=self.training)
                 stacked[Property.FORCES] = -torch.stack(gradients)
+        if Property.ENERGY in stacked:
+            base = self.members[0].reference_energy(batch)
+            shifts = torch.stack([m.reference_energy(batch) - base for m in self.members])  # 0 for shared references
+            stacked[Property.ENERGY] = stacked[Property.ENERGY] + shifts + (0.0 if relative_energy else base)
         return stacked
+
+    def mean_and_spread(self, batch: GraphBatch, compute_forces: bool = False):
+        """(the members' means keyed by Property, the :func:`spread` keyed by ``"<name>_std"``)."""
+        stacked = self.member_outputs(batch, compute_forces, relative_energy=True)
+        means = {prop: values.mean(dim=0) for prop, values in stacked.items()}
+        if Property.ENERGY in means:
+            means[Property.ENERGY] = means[Property.ENERGY] + self.members[0].reference_energy(batch)
+        return means, spread(stacked)
 
     def forward(self, batch: GraphBatch, compute_forces: bool = False) -> dict[Property, torch.Tensor]:
         """The members' mean of each target (shapes as :meth:`AtomisticModel.forward`)."""
-        return {prop: values.mean(dim=0) for prop, values in self.member_outputs(batch, compute_forces).items()}
+        return self.mean_and_spread(batch, compute_forces)[0]
 
     def predict(self, frames, batch_size: int = 32, source: str | None = None, compile: bool = False,
                 graphs=None) -> dict[str, object]:

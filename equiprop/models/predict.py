@@ -6,7 +6,7 @@ import torch
 from equiprop.data.batch import collate
 from equiprop.data.graph import frames_to_graphs
 from equiprop.keys import PER_STRUCTURE, Property
-from equiprop.models.committee import STD_SUFFIX, Committee, spread
+from equiprop.models.committee import STD_SUFFIX, Committee
 from equiprop.models.graphed import GraphedInference
 from equiprop.train.allocator import keep_freed_memory
 
@@ -79,5 +79,5 @@ def _per_atom(name: str) -> bool:
 def _committee_outputs(model: Committee, batch, with_forces: bool) -> dict:
     """Means keyed by Property, spreads by ``"<name>_std"``."""
     with torch.set_grad_enabled(with_forces):
-        stacked = model.member_outputs(batch, compute_forces=with_forces)
-    return {**{prop: values.mean(dim=0) for prop, values in stacked.items()}, **spread(stacked)}
+        means, spreads = model.mean_and_spread(batch, compute_forces=with_forces)
+    return {**means, **spreads}

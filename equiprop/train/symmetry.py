@@ -31,7 +31,8 @@ def symmetry_deviations(model, frames, n_transforms: int = 3, seed: int = 0) -> 
         out = predict(model, list(moved))
         for key, ref_values in reference.items():
             for k, ref in enumerate(ref_values):
-                expected = ref[perms[k]] if key in ("charges", "forces") else ref
+                per_atom = key.removesuffix("_std") in ("charges", "forces")  # a committee's spreads: invariants
+                expected = ref[perms[k]] if per_atom else ref
                 expected = expected @ rotations[k].T if key in ("dipole", "forces") else expected
                 scale = max(1.0, float(np.abs(expected).max(initial=0)))
                 deviation = float(np.abs(out[key][k] - expected).max(initial=0)) / scale

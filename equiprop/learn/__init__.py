@@ -1,0 +1,1 @@
+"""Active learning (``equiprop learn``): committee -> explore -> select -> DFT label -> retrain."""

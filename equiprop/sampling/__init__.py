@@ -1,0 +1,1 @@
+"""Exploring configurations with a model: Langevin MD (``md``), BFGS minima (``minima``), geometric bounds (``guard``)."""

@@ -1,0 +1,111 @@
+"""Langevin NVT molecular dynamics of many clusters at once, with ASE and an equiprop calculator.
+
+Replicas: the clusters are placed side by side, ``spacing`` Angstrom apart (far
+beyond the model's cutoff, so they do not interact: the model is a sum of
+local atomic terms), in one ``ase.Atoms`` that ASE's ``Langevin`` integrates.
+One model call then serves every trajectory, which on a CPU is several times
+faster than one call per cluster. The thermostat acts on each atom
+independently and the centre of mass is left free (``fixcm=False``), so every
+replica is an independent NVT trajectory. Every ``interval_fs`` a frame of each
+replica is kept, unless the replica has left the :class:`~equiprop.sampling.guard.Guard`
+bounds or (with a committee) its force spread exceeds ``max_forces_std``; then
+that replica stops and the others go on.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from ase import Atoms, units
+from ase.md.langevin import Langevin
+from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
+
+from equiprop.sampling.guard import Guard
+
+
+@dataclass(frozen=True)
+class MDSettings:
+    """Temperature (K), times (fs), friction (1/fs), replica spacing (Angstrom)."""
+
+    temperature: float = 300.0
+    duration_fs: float = 1000.0
+    timestep_fs: float = 0.5  # flexible O-H bonds vibrate with a 9 fs period
+    interval_fs: float = 50.0  # between kept frames: hydrogen-bond librations decorrelate in ~50-100 fs
+    friction_per_fs: float = 0.01  # a 100 fs thermostat time constant
+    spacing: float = 100.0
+
+
+@dataclass
+class Trajectory:
+    """Frames kept from one replica, and why it stopped early (None: it ran the whole duration)."""
+
+    frames: list[Atoms] = field(default_factory=list)
+    stopped: str | None = None
+
+
+def run_replicas(starts: list[Atoms], calc, settings: MDSettings = MDSettings(), seed: int = 0,
+                 guard: Guard = Guard(), max_forces_std: float | None = None, labels: list[str] | None = None) -> list[Trajectory]:
+    """One Langevin trajectory per structure of ``starts``; frames carry ``info`` about how they were made.
+
+    ``labels`` name the trajectories (``info["trajectory"]``); frames also get
+    ``sample="md"``, ``md_temperature`` (K) and ``md_time_fs``.
+    """
+    rng = np.random.RandomState(seed)
+    labels = labels or [str(k) for k in range(len(starts))]
+    trajectories = [Trajectory() for _ in starts]
+    active = list(range(len(starts)))
+    replicas = [_thermalised(a, settings.temperature, rng) for a in starts]
+    steps = max(int(round(settings.interval_fs / settings.timestep_fs)), 1)
+    for time_fs in np.arange(1, int(settings.duration_fs / settings.interval_fs) + 1) * steps * settings.timestep_fs:
+        if not active:
+            break
+        system, offsets = _side_by_side([replicas[k] for k in active], settings.spacing)
+        system.calc = calc
+        dynamics = Langevin(system, timestep=settings.timestep_fs * units.fs, temperature_K=settings.temperature,
+                            friction=settings.friction_per_fs / units.fs, fixcm=False, rng=rng)
+        dynamics.run(steps)
+        spreads = calc.results.get("forces_std")
+        still = []
+        for slot, (k, (start, stop)) in enumerate(zip(active, offsets)):
+            replica = _cut(system, start, stop, slot * settings.spacing)
+            replicas[k] = replica
+            reason = guard.problem(replica)
+            if reason is None and max_forces_std is not None and spreads is not None:
+                worst = float(np.max(spreads[start:stop]))
+                reason = f"force spread {worst:.2f} eV/A > {max_forces_std}" if worst > max_forces_std else None
+            if reason is not None:
+                trajectories[k].stopped = f"at {time_fs:.0f} fs: {reason}"
+                continue
+            frame = Atoms(replica.numbers, replica.positions)
+            frame.info.update(sample="md", md_temperature=float(settings.temperature), md_time_fs=float(time_fs),
+                              trajectory=labels[k])
+            trajectories[k].frames.append(frame)
+            still.append(k)
+        active = still
+    return trajectories
+
+
+def _thermalised(atoms: Atoms, temperature: float, rng) -> Atoms:
+    replica = Atoms(atoms.numbers, atoms.positions - atoms.positions.mean(axis=0))
+    MaxwellBoltzmannDistribution(replica, temperature_K=temperature, rng=rng)
+    Stationary(replica)
+    ZeroRotation(replica)
+    return replica
+
+
+def _side_by_side(replicas: list[Atoms], spacing: float) -> tuple[Atoms, list[tuple[int, int]]]:
+    """One Atoms with replica k shifted by ``k * spacing`` along x; atom ranges of each replica."""
+    system, offsets, start = Atoms(), [], 0
+    for k, replica in enumerate(replicas):
+        moved = replica.copy()
+        moved.positions += (k * spacing, 0.0, 0.0)
+        system += moved
+        offsets.append((start, start + len(replica)))
+        start += len(replica)
+    return system, offsets
+
+
+def _cut(system: Atoms, start: int, stop: int, shift: float) -> Atoms:
+    """Replica atoms ``start:stop`` moved back to the origin, with their velocities."""
+    replica = Atoms(system.numbers[start:stop], system.positions[start:stop] - (shift, 0.0, 0.0))
+    replica.set_momenta(system.get_momenta()[start:stop])
+    return replica
