@@ -139,3 +139,58 @@ def test_cli_label_and_make_clusters(tmp_path, capsys):
     assert main(["label", str(path), str(out)]) == 0
     frame = ase.io.read(out)
     assert {"dft_energy", "dft_dipole"} <= set(frame.info) and {"dft_forces", "dft_hirshfeld"} <= set(frame.arrays)
+
+
+def _scf(atoms):
+    """A converged PBE0/def2-SVP mean field of ``atoms`` (no gradients, no Hirshfeld: the quadrupole needs the density)."""
+    from pyscf import dft, gto
+
+    mol = gto.M(atom=[(s, p) for s, p in zip(atoms.get_chemical_symbols(), atoms.positions)], basis="def2-svp",
+                unit="Angstrom", charge=int(atoms.info.get("charge", 0)), verbose=0)
+    mf = dft.RKS(mol).density_fit()
+    mf.xc = "pbe0"
+    mf.kernel()
+    assert mf.converged
+    return mf
+
+
+def test_quadrupole_point_charge_limit():
+    """Li+ and He 10 A apart: about their midpoint, Li+ is a point charge +1 at z = -5 A and He is neutral."""
+    from ase.units import Bohr
+
+    from equiprop.labelling.pyscf_labels import quadrupole_moment
+
+    atoms = Atoms("LiHe", positions=[[0, 0, -5.0], [0, 0, 5.0]], info={"charge": 1})
+    theta = quadrupole_moment(_scf(atoms), atoms.positions.mean(axis=0) / Bohr)
+    arm = np.array([0, 0, -5.0])
+    expected = 0.5 * (3 * np.outer(arm, arm) - arm @ arm * np.eye(3))  # e*A^2
+    np.testing.assert_allclose(theta, expected, atol=0.02)  # polarisation of each atom by the other: ~1e-2
+    assert abs(np.trace(theta)) < 1e-10
+
+
+def test_quadrupole_rotates_as_a_rank_two_tensor():
+    from ase.units import Bohr
+
+    from equiprop.labelling.pyscf_labels import quadrupole_moment
+
+    from conftest import random_rotation
+
+    water, R = molecule("H2O"), random_rotation(7)
+    turned = water.copy()
+    turned.positions = water.positions @ R.T + (0.3, -1.0, 2.0)
+    theta = quadrupole_moment(_scf(water), water.positions.mean(axis=0) / Bohr)
+    theta_turned = quadrupole_moment(_scf(turned), turned.positions.mean(axis=0) / Bohr)
+    np.testing.assert_allclose(theta_turned, R @ theta @ R.T, atol=1e-5)
+    assert np.abs(theta).max() > 0.1  # water has a real quadrupole (about 0.3-0.6 e*A^2 here)
+
+
+def test_label_on_cuda_without_a_gpu_is_a_one_line_error(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: tests/test_cuda_graphs.py style GPU checks cover --device cuda")
+    ase.io.write(tmp_path / "w.xyz", molecule("H2O"))
+    assert main(["label", str(tmp_path / "w.xyz"), str(tmp_path / "out.xyz"), "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no CUDA GPU" in err and "\n" not in err
+    assert not (tmp_path / "out.xyz").exists() or (tmp_path / "out.xyz").stat().st_size == 0

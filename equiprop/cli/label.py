@@ -14,6 +14,9 @@ def add_commands(commands) -> None:
     label.add_argument("--basis", default="def2-svp", help="basis set (default: def2-svp)")
     label.add_argument("--grid-level", type=int, default=3, help="PySCF grid level of the SCF (default: 3)")
     label.add_argument("--no-density-fit", action="store_true", help="exact Coulomb/exchange instead of density fitting")
+    label.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                       help="cuda: SCF and gradients on a GPU through gpu4pyscf (pip install 'equiprop[gpu]'), same keys "
+                            "and units (default: cpu)")
     label.add_argument("--overwrite", action="store_true", help="replace the output instead of resuming it")
     label.set_defaults(run=run_label)
 
@@ -31,7 +34,8 @@ def run_label(args: argparse.Namespace) -> int:
     from equiprop.labelling.run import label_file
     from equiprop.labelling.settings import DFTSettings
 
-    settings = DFTSettings(xc=args.xc, basis=args.basis, grid_level=args.grid_level, density_fit=not args.no_density_fit)
+    settings = DFTSettings(xc=args.xc, basis=args.basis, grid_level=args.grid_level, density_fit=not args.no_density_fit,
+                           device=args.device)
     report = label_file(args.input, args.output, settings, overwrite=args.overwrite, log=lambda m: print(m, file=sys.stderr))
     print(f"labelled {len(report.written)} structures ({report.resumed} from before) into {args.output}")
     if report.skipped:

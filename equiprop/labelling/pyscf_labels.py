@@ -7,7 +7,7 @@ import numpy as np
 from ase import Atoms
 from ase.units import Bohr, Hartree
 
-from equiprop.errors import InputError, require, where
+from equiprop.errors import InputError, SetupError, require, where
 from equiprop.labelling.hirshfeld import hirshfeld_charges
 from equiprop.labelling.settings import DFTSettings
 
@@ -58,11 +58,29 @@ def _integer(value, key: str, at: str) -> int:
     return int(number)
 
 
+def check_device(settings: DFTSettings) -> None:
+    """SetupError unless ``settings.device`` can run here (a CUDA GPU and gpu4pyscf for "cuda")."""
+    if settings.device not in ("cpu", "cuda"):
+        raise SetupError(f"device {settings.device!r}: choose cpu or cuda")
+    if settings.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SetupError("--device cuda: no CUDA GPU is visible to this process; label on the CPU (--device cpu)")
+        require("gpu4pyscf", "gpu")
+
+
+def on_gpu(mf):
+    """The gpu4pyscf version of a PySCF mean-field object (:func:`check_device` first)."""
+    return mf.to_gpu()
+
+
 def compute_labels(atoms: Atoms, settings: DFTSettings, index: int = 0, source: str | None = None) -> DFTLabels | None:
     """Run the SCF and gradients; None if the SCF does not converge (never wrong numbers)."""
     pyscf = require("pyscf", "label")
     from pyscf import dft
 
+    check_device(settings)
     start = time.perf_counter()
     charge, spin = charge_and_spin(atoms, index, source)
     try:
@@ -76,10 +94,14 @@ def compute_labels(atoms: Atoms, settings: DFTSettings, index: int = 0, source: 
     if settings.density_fit:
         mf = mf.density_fit()
     mf.xc, mf.grids.level, mf.max_cycle = settings.xc, settings.grid_level, settings.max_cycle
+    if settings.device == "cuda":
+        mf = on_gpu(mf)
     energy = mf.kernel()
     if not mf.converged:
         return None
     gradient = mf.nuc_grad_method().kernel()  # [n_atoms, 3], Hartree/Bohr
+    if settings.device == "cuda":  # the density's cheap one-electron properties (dipole, Hirshfeld, quadrupole) on the CPU
+        gradient, mf = np.asarray(gradient.get() if hasattr(gradient, "get") else gradient), mf.to_cpu()
     centre = atoms.positions.mean(axis=0) / Bohr
     dipole = mf.dip_moment(unit="AU", origin=centre, verbose=0)  # e*Bohr
     return DFTLabels(

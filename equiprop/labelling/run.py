@@ -14,7 +14,7 @@ from tqdm import tqdm
 from equiprop.data.io import read_structures
 from equiprop.data.labels import LabelKeys
 from equiprop.errors import InputError
-from equiprop.labelling.pyscf_labels import DFTLabels, compute_labels
+from equiprop.labelling.pyscf_labels import DFTLabels, check_device, compute_labels
 from equiprop.labelling.settings import DFTSettings
 
 #: ``info`` key recording which input frame an output frame was computed from.
@@ -60,6 +60,8 @@ def label_file(
     reported and left out.
     """
     input_path, output_path = Path(input_path), Path(output_path)
+    if compute is compute_labels:
+        check_device(settings)  # before anything is read or written
     frames = read_structures(input_path)
     if output_path.resolve() == input_path.resolve():
         raise InputError(f"{output_path}: the output would overwrite the input; choose another file")

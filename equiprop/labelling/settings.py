@@ -13,7 +13,9 @@ class DFTSettings:
     grid_level: int = 3  # molecular SCF grid (and Hirshfeld integration)
     free_atom_grid_level: int = 4  # free-atom SCF for the Hirshfeld promolecule
     max_cycle: int = 100
+    device: str = "cpu"  # "cuda": SCF and gradients through gpu4pyscf (pip install 'equiprop[gpu]')
 
     def describe(self) -> str:
         fit = ", density fitting" if self.density_fit else ""
-        return f"{self.xc}/{self.basis} (PySCF{fit})"
+        gpu = ", gpu4pyscf" if self.device == "cuda" else ""
+        return f"{self.xc}/{self.basis} (PySCF{fit}{gpu})"

@@ -197,7 +197,8 @@ def new_frame_scores(labelled: list[Atoms]) -> dict:
     spread = np.array([a.arrays["pred_forces_std"].mean() for a in labelled])
     flat = np.concatenate([e.ravel() for e in force_errors])
     energy = np.array([abs(a.info["pred_energy"] - a.info["dft_energy"]) / len(a) for a in labelled])
-    rho = float(spearmanr(spread, per_structure).statistic) if len(labelled) > 2 else float("nan")
+    varied = len(labelled) > 2 and np.ptp(spread) > 0 and np.ptp(per_structure) > 0
+    rho = float(spearmanr(spread, per_structure).statistic) if varied else float("nan")
     return {"n_labelled": len(labelled), "forces_rmse": float(np.sqrt((flat**2).mean())),
             "forces_mae": float(np.abs(flat).mean()), "energy_mae_per_atom": float(energy.mean()),
             "spearman_spread_error": rho, "mean_score": float(np.mean([a.info["score"] for a in labelled])),

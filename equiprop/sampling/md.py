@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from ase import Atoms, units
 from ase.md.langevin import Langevin
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
+from ase.md.velocitydistribution import Stationary, ZeroRotation, thermalize_momenta
 
 from equiprop.sampling.guard import Guard
 
@@ -86,7 +86,7 @@ def run_replicas(starts: list[Atoms], calc, settings: MDSettings = MDSettings(),
 
 def _thermalised(atoms: Atoms, temperature: float, rng) -> Atoms:
     replica = Atoms(atoms.numbers, atoms.positions - atoms.positions.mean(axis=0))
-    MaxwellBoltzmannDistribution(replica, temperature_K=temperature, rng=rng)
+    thermalize_momenta(replica, temperature_K=temperature, rng=rng)
     Stationary(replica)
     ZeroRotation(replica)
     return replica

@@ -81,7 +81,8 @@ def calibration(committee: Committee, frames, keys_forces: str, batch_size: int 
     out = committee.predict(frames, batch_size=batch_size)
     spread = np.array([s.mean() for s in out["forces_std"]])
     error = np.array([np.sqrt(((f - a.arrays[keys_forces]) ** 2).mean()) for f, a in zip(out["forces"], frames)])
-    rho = float(spearmanr(spread, error).statistic) if len(frames) > 2 else float("nan")
+    varied = len(frames) > 2 and np.ptp(spread) > 0 and np.ptp(error) > 0
+    rho = float(spearmanr(spread, error).statistic) if varied else float("nan")
     return {"spearman_forces": rho, "mean_forces_std": float(spread.mean()), "mean_forces_rmse": float(error.mean()),
             "n_structures": len(frames)}
 

@@ -1,0 +1,91 @@
+"""equiprop learn's bookkeeping, with a stand-in for DFT: rounds, resume after an interruption, honest scores."""
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import SMALL
+from equiprop.cli.main import main
+from equiprop.data.io import read_structures, write_structures
+from equiprop.learn.loop import LearnConfig, learn, training_frames
+from equiprop.learn.run import train_committee
+
+TINY = {"features": 8, "interactions": 1, "n_rbf": 8, "cutoff": 3.0, "epochs": 2, "batch_size": 8}
+EXPLORE = {"sizes": [2, 3], "temperatures": [300], "md": {"duration_fs": 10, "interval_fs": 2},
+           "relax": {"steps": 30, "fmax": 10.0}}
+
+
+class StandInDFT:
+    """Labels = the committee's own predictions shifted by known amounts; can fail after ``fail_after`` frames."""
+
+    def __init__(self, fail_after=None):
+        self.fail_after, self.calls = fail_after, 0
+
+    def __call__(self, selected, labelled):
+        done = len(read_structures(labelled)) if labelled.is_file() else 0
+        frames = read_structures(selected)
+        out = read_structures(labelled) if done else []
+        for atoms in frames[done:]:
+            if self.fail_after is not None and len(out) >= self.fail_after:
+                write_structures(labelled, out, overwrite=True)
+                raise KeyboardInterrupt  # as if the session ended mid-round
+            atoms.info["dft_energy"] = atoms.info["pred_energy"] + 0.01 * len(atoms)
+            atoms.arrays["dft_forces"] = atoms.arrays["pred_forces"] + 0.05
+            atoms.info["dft_dipole"] = atoms.info["pred_dipole"]
+            atoms.arrays["dft_hirshfeld"] = atoms.arrays["pred_charges"]
+            out.append(atoms)
+        write_structures(labelled, out, overwrite=True)
+        self.calls += 1
+        return []
+
+
+def config(tmp_path, base, rounds=1):
+    return LearnConfig(out=str(tmp_path / "learn"), rounds=rounds, base_data=str(base), ensemble=2, train_time=30,
+                       train=TINY, select=3, low=0.0, explore=EXPLORE)
+
+
+def trainer(values, resume):
+    return train_committee(values, resume, log=lambda m: None)
+
+
+def test_rounds_resume_and_score_honestly(slice_file, tmp_path):
+    (tmp_path / "learn").mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        learn(config(tmp_path, slice_file), trainer, StandInDFT(fail_after=1), log=lambda m: None)
+    round0 = tmp_path / "learn" / "round-0"
+    record = json.loads((round0 / "round.json").read_text())
+    assert record["stage"] == "selected" and record["n_selected"] == 3
+    selected_before = (round0 / "selected.xyz").read_text()
+    assert len(read_structures(round0 / "labelled.xyz")) == 1
+
+    records = learn(config(tmp_path, slice_file), trainer, StandInDFT(), log=lambda m: None)  # resumed
+    assert (round0 / "selected.xyz").read_text() == selected_before  # not explored again
+    assert records[0]["stage"] == "done" and records[0]["n_labelled"] == 3
+    assert records[0]["forces_rmse"] == pytest.approx(0.05, rel=1e-5)  # the stand-in's known force offset
+    assert records[0]["energy_mae_per_atom"] == pytest.approx(0.01, rel=1e-3)
+    for atoms in read_structures(round0 / "selected.xyz"):
+        assert atoms.info["sample"] in ("minimum", "md") and atoms.arrays["pred_forces_std"].shape == (len(atoms),)
+        assert atoms.info["score"] == pytest.approx(atoms.arrays["pred_forces_std"].max(), rel=1e-5)
+
+    # a second round trains on the base data plus round 0's labels, without their predictions
+    frames = training_frames(config(tmp_path, slice_file, rounds=2), 1)
+    assert len(frames) == 24 + 3 and not any(k.startswith("pred_") for a in frames for k in {**a.info, **a.arrays})
+    records = learn(config(tmp_path, slice_file, rounds=2), trainer, StandInDFT(), log=lambda m: None)
+    assert [r["stage"] for r in records] == ["done", "done"] and records[1]["n_training_frames"] == 27
+    csv = (tmp_path / "learn" / "learning_curve.csv").read_text().splitlines()
+    assert len(csv) == 3 and (tmp_path / "learn" / "learning_curve.png").is_file()
+
+
+def test_learn_command_refuses_to_clobber_and_checks_its_config(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "learn.yaml").write_text("rounds: 1\n")
+    assert main(["learn", str(out)]) == 2
+    assert "pass --resume" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("round: 3\n")
+    assert main(["learn", str(tmp_path / "other"), "--config", str(bad)]) == 2
+    assert "unknown field 'round'" in capsys.readouterr().err
+    assert main(["learn", str(out), "--resume", "--ensemble", "5"]) == 2
+    assert "cannot change ensemble" in capsys.readouterr().err

@@ -1,0 +1,93 @@
+"""Exploration pieces: the guard, replica MD (independent, locally exact), BFGS minima, selection."""
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import molecule
+from ase.calculators.calculator import Calculator, all_changes
+
+from conftest import make_model, random_rotation, rotated, water_cluster
+from equiprop.calculator import EquipropCalculator
+from equiprop.learn.select import Selection, fingerprint, select
+from equiprop.sampling.guard import Guard, min_heavy_distance
+from equiprop.sampling.md import MDSettings, _side_by_side, run_replicas
+from equiprop.sampling.minima import RelaxSettings, relax
+
+
+def dimer(oo: float) -> Atoms:
+    a, b = molecule("H2O"), molecule("H2O")
+    b.positions += (oo, 0.0, 0.0)
+    return a + b
+
+
+def test_guard_names_collapsed_and_broken_geometries():
+    assert Guard().problem(dimer(2.9)) is None
+    assert "heavy atoms 1.90" in Guard().problem(dimer(1.9))
+    broken = dimer(2.9)
+    broken.positions[1] = broken.positions[0] + (0.0, -1.6, 0.0)  # an O-H bond stretched to 1.6 A
+    assert "hydrogen" in Guard().problem(broken)
+    assert min_heavy_distance(dimer(2.5)) == pytest.approx(2.5)
+
+
+def test_replicas_do_not_interact():
+    """Forces on a replica inside the side-by-side system equal its forces alone (the model is local)."""
+    model = make_model("so3net", targets=["energy", "forces"])
+    clusters = [water_cluster(n, seed=n) for n in (2, 3, 4)]
+    system, offsets = _side_by_side(clusters, spacing=MDSettings().spacing)
+    together = model.predict([system])["forces"][0]
+    alone = model.predict(clusters)["forces"]
+    for (start, stop), forces in zip(offsets, alone):
+        np.testing.assert_allclose(together[start:stop], forces, atol=1e-10)
+
+
+class Free(Calculator):
+    """No forces at all: atoms fly straight (a stand-in for checking the MD bookkeeping)."""
+
+    implemented_properties = ["energy", "forces"]
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        self.results = {"energy": 0.0, "forces": np.zeros((len(self.atoms), 3))}
+
+
+def test_a_replica_out_of_bounds_stops_alone():
+    settings = MDSettings(temperature=50.0, duration_fs=10.0, interval_fs=2.0, friction_per_fs=0.0)
+    runs = run_replicas([dimer(2.9), dimer(2.0)], Free(), settings, seed=1, labels=["ok", "squeezed"])
+    assert runs[1].stopped.startswith("at 2 fs: heavy atoms") and runs[1].frames == []
+    assert runs[0].stopped is None and len(runs[0].frames) == 5
+    times = [f.info["md_time_fs"] for f in runs[0].frames]
+    assert times == pytest.approx([2, 4, 6, 8, 10])
+    assert all(f.info["trajectory"] == "ok" and f.info["sample"] == "md" for f in runs[0].frames)
+    # free flight at 50 K for 10 fs: atoms moved, but by less than half an Angstrom
+    moved = np.linalg.norm(runs[0].frames[-1].positions - runs[0].frames[-1].positions.mean(0)
+                           - (dimer(2.9).positions - dimer(2.9).positions.mean(0)), axis=1)
+    assert 0.01 < moved.max() < 0.5
+
+
+def test_relax_reaches_a_minimum_of_the_model():
+    model = make_model("so3net", targets=["energy", "forces"])
+    calc = EquipropCalculator(model)
+    minimum, problem = relax(water_cluster(2, seed=4), calc, RelaxSettings(fmax=0.01, steps=500), Guard(0.0, 10.0))
+    assert problem is None and minimum.info["sample"] == "minimum"
+    minimum.calc = calc
+    assert np.abs(minimum.get_forces()).max() <= 0.01
+
+
+def test_select_by_score_within_bounds_without_duplicates():
+    base = [water_cluster(3, seed=s) for s in range(6)]
+    for k, atoms in enumerate(base):
+        atoms.info["trajectory"] = "a" if k < 4 else "b"
+    candidates = base + [rotated(base[1], random_rotation(2), shift=(3, 0, 0))]  # a copy of 1, moved
+    scores = np.array([0.5, 0.9, 0.2, 0.7, 2.5, 0.05, 0.95])
+    rule = Selection(n=4, low=0.1, high=2.0, per_trajectory=2)
+    chosen = select(candidates, scores, rule)
+    # 6 (copy of 1, highest in bounds) and 1 is then a duplicate; 4 above high; 5 below low; trajectory a capped at 2
+    assert chosen == [6, 3]
+    assert select(candidates, scores, Selection(n=2, low=0.1, high=2.0, per_trajectory=5), known=[base[3]]) == [6, 0]
+    assert select(candidates, scores, Selection(n=9, low=0.0, high=9.0, per_trajectory=9), known=[candidates[6]]) == [4, 3, 0, 2, 5]
+
+
+def test_fingerprint_ignores_rotation_translation_and_order():
+    atoms = water_cluster(3, seed=9)
+    moved = rotated(atoms, random_rotation(1), shift=(1, 2, 3))[np.random.default_rng(0).permutation(len(atoms))]
+    np.testing.assert_allclose(fingerprint(moved), fingerprint(atoms), atol=1e-10)
