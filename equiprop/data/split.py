@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -34,6 +35,29 @@ def split_indices(n_structures: int, val: float = 0.1, test: float = 0.1, seed: 
         val=np.sort(order[:n_val]),
         test=np.sort(order[n_val : n_val + n_test]),
     )
+
+
+#: ``info`` key naming how a structure was made (``md``, ``minimum``; absent: ``random``, the shipped placements).
+KIND_KEY = "sample"
+
+
+def structure_kind(atoms) -> str:
+    """``atoms.info["sample"]``, or ``"random"`` when absent (the shipped random placements)."""
+    return str(atoms.info.get(KIND_KEY, "random"))
+
+
+def stratified_split(kinds: Sequence[str], val: float = 0.1, test: float = 0.1, seed: int = 0) -> Split:
+    """:func:`split_indices` within each kind, so validation and test hold every kind in proportion.
+
+    With one kind this is exactly ``split_indices(len(kinds), val, test, seed)``.
+    """
+    groups = {kind: np.flatnonzero(np.asarray(kinds) == kind) for kind in sorted(set(kinds))}
+    if len(groups) <= 1:
+        return split_indices(len(kinds), val, test, seed)
+    parts = [split_indices(len(members), val, test, seed + k) for k, members in enumerate(groups.values())]
+    merged = {name: np.sort(np.concatenate([members[getattr(part, name)] for members, part in zip(groups.values(), parts)]))
+              for name in ("train", "val", "test")}
+    return Split(**merged)
 
 
 def read_split(path, n_structures: int) -> Split:

@@ -8,7 +8,7 @@ from ase.data import atomic_numbers
 
 from equiprop.data.io import read_structures
 from equiprop.data.labels import LabelKeys
-from equiprop.data.split import read_split, split_indices
+from equiprop.data.split import read_split, stratified_split, structure_kind
 from equiprop.data.typemap import TypeMap
 from equiprop.datasets import water_pbe0_path
 from equiprop.datasets.qm9_conversion import LABEL_KEYS as QM9_LABEL_KEYS
@@ -63,7 +63,11 @@ def type_map_for(config: TrainConfig, frames) -> TypeMap:
 
 
 def prepare_data(config: TrainConfig, type_map: TypeMap | None = None) -> Splits:
-    """Read, check and split the data: train/val/test by the seeded split, or an explicit test file."""
+    """Read, check and split the data: train/val/test by the seeded split, or an explicit test file.
+
+    The split is stratified by kind (``info["sample"]``: random, md, minimum) so the
+    validation and test sets hold each kind; data of one kind split as before.
+    """
     frames, source = read_data(config)
     type_map = type_map or type_map_for(config, frames)
     targets, keys = Property.parse(config.targets), label_keys(config)
@@ -79,12 +83,13 @@ def prepare_data(config: TrainConfig, type_map: TypeMap | None = None) -> Splits
             raise InputError(f"{config.split_file}: no 'test' structures; add them or give --test-data")
         return Splits(train, val, test, type_map)
     data = labelled_set(frames, targets, keys, type_map, config.cutoff, source)
+    kinds = [structure_kind(a) for a in frames]  # one kind (e.g. the shipped data alone): the plain seeded split
     if config.test_data:
-        split = split_indices(len(data), val=config.val_fraction, test=0.0, seed=split_seed(config))
+        split = stratified_split(kinds, val=config.val_fraction, test=0.0, seed=split_seed(config))
         test_frames = read_structures(config.test_data)
         test = labelled_set(test_frames, targets, keys, type_map, config.cutoff, config.test_data)
     else:
-        split = split_indices(len(data), val=config.val_fraction, test=config.test_fraction, seed=split_seed(config))
+        split = stratified_split(kinds, val=config.val_fraction, test=config.test_fraction, seed=split_seed(config))
         test = data.subset(split.test)
     return Splits(data.subset(split.train), data.subset(split.val), test, type_map)
 

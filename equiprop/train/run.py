@@ -16,6 +16,7 @@ from equiprop.train.loop import Trainer, drop_rows_after, use_cuda_graphs
 from equiprop.train.plots import parity_plots
 from equiprop.train.prepare import Splits, build_model, fit_normalization, mean_neighbors, prepare_data
 from equiprop.train.rundir import prepare_run_dir
+from equiprop.data.split import structure_kind
 from equiprop.data.typemap import TypeMap
 
 #: Fields that may change when a run is resumed; all others must match the saved config.
@@ -104,17 +105,35 @@ def finish(config: TrainConfig, run_dir: Path, test, log, device=None) -> dict:
     """Evaluate ``best.pt`` on the test set: test_metrics.json, parity plots, summary.md."""
     model = load_model(run_dir / "best.pt", device if device is not None else config.device)
     result = evaluate(model, test, config.batch_size)
-    (run_dir / "test_metrics.json").write_text(json.dumps(result.metrics, indent=2))
+    by_kind = errors_by_kind(model, test, config.batch_size)
+    metrics = {**result.metrics, **({"by_kind": by_kind} if by_kind else {})}
+    (run_dir / "test_metrics.json").write_text(json.dumps(metrics, indent=2))
     parity_plots(result.parity, result.metrics, run_dir)
     table = summary_table(result.metrics, len(test))
+    for kind, values in by_kind.items():
+        table += "\n\n" + summary_table(values, values["n_structures"]).replace("held-out test set", f"held-out {kind} structures")
     (run_dir / "summary.md").write_text(table + "\n")
     log(table)
-    return result.metrics
+    return metrics
+
+
+def errors_by_kind(model, test, batch_size: int) -> dict:
+    """Test metrics of each structure kind (``info["sample"]``) when the test set holds more than one."""
+    kinds = [structure_kind(a) for a in test.frames]
+    if len(set(kinds)) < 2:
+        return {}
+    out = {}
+    for kind in sorted(set(kinds)):
+        part = test.subset([k for k, name in enumerate(kinds) if name == kind])
+        out[kind] = {**evaluate(model, part, batch_size).metrics, "n_structures": len(part)}
+    return out
 
 
 def summary_table(metrics: dict, n_structures: int) -> str:
     lines = [f"held-out test set, {n_structures} structures", "", "| target | MAE | RMSE | unit |", "|---|---|---|---|"]
     for target, m in metrics.items():
+        if not isinstance(m, dict) or "mae" not in m:
+            continue
         lines.append(f"| {target} | {m['mae']:.4g} | {m['rmse']:.4g} | {m['unit']} |")
         if "mae_debye" in m:
             lines.append(f"| {target} | {m['mae_debye']:.4g} | {m['rmse_debye']:.4g} | D |")

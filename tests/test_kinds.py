@@ -1,0 +1,38 @@
+"""Data of several kinds (random placements, MD frames, minima): stratified splits and errors per kind."""
+
+import json
+
+import ase.io
+import numpy as np
+
+from conftest import SMALL
+from equiprop import datasets
+from equiprop.cli.main import main
+from equiprop.data.split import split_indices, stratified_split
+
+
+def test_stratified_split_holds_every_kind():
+    kinds = ["random"] * 40 + ["md"] * 20 + ["minimum"] * 10
+    split = stratified_split(kinds, val=0.1, test=0.2, seed=3)
+    together = np.concatenate([split.train, split.val, split.test])
+    assert sorted(together.tolist()) == list(range(len(kinds)))  # disjoint, complete
+    for name, n_test in (("random", 8), ("md", 4), ("minimum", 2)):
+        assert sum(kinds[k] == name for k in split.test) == n_test
+    single = stratified_split(["random"] * 30, val=0.1, test=0.1, seed=3)
+    plain = split_indices(30, val=0.1, test=0.1, seed=3)
+    for name in ("train", "val", "test"):
+        assert np.array_equal(getattr(single, name), getattr(plain, name))  # old runs keep their split
+
+
+def test_training_reports_errors_per_kind(tmp_path):
+    frames = datasets.water_pbe0()[:30]
+    for atoms in frames[20:]:
+        atoms.info["sample"] = "md"
+    ase.io.write(tmp_path / "mixed.xyz", frames)
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(tmp_path / "mixed.xyz"), "--epochs", "1", "--test-fraction", "0.2",
+                 "--out", str(out), *SMALL]) == 0
+    metrics = json.loads((out / "test_metrics.json").read_text())
+    assert set(metrics["by_kind"]) == {"random", "md"}
+    assert metrics["by_kind"]["md"]["n_structures"] == 2 and metrics["by_kind"]["random"]["n_structures"] == 4
+    assert "held-out md structures" in (out / "summary.md").read_text()
