@@ -91,3 +91,18 @@ def test_fingerprint_ignores_rotation_translation_and_order():
     atoms = water_cluster(3, seed=9)
     moved = rotated(atoms, random_rotation(1), shift=(1, 2, 3))[np.random.default_rng(0).permutation(len(atoms))]
     np.testing.assert_allclose(fingerprint(moved), fingerprint(atoms), atol=1e-10)
+
+
+def test_a_replica_the_judge_distrusts_stops_alone():
+    """The kept frames are judged by ``spread`` (a committee's, in equiprop learn); a large spread stops that replica."""
+    settings = MDSettings(temperature=50.0, duration_fs=6.0, interval_fs=2.0, friction_per_fs=0.0)
+    judged = []
+
+    def spread(frames):
+        judged.append(len(frames))
+        return [np.full(len(a), 0.5 if len(a) == 6 else 3.0) for a in frames]  # the trimer is distrusted
+
+    runs = run_replicas([dimer(2.9), water_cluster(3, seed=2)], Free(), settings, seed=0, max_forces_std=1.5, spread=spread)
+    assert runs[0].stopped is None and len(runs[0].frames) == 3
+    assert runs[1].stopped == "at 2 fs: force spread 3.00 eV/A > 1.5" and runs[1].frames == []
+    assert judged == [2, 1, 1]  # every kept interval is judged, only for the replicas still running

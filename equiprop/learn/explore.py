@@ -37,12 +37,18 @@ class Exploration:
     stops: list[str]  # what ended each trajectory or relaxation early
 
 
-def explore(calc, settings: ExploreSettings, seed: int, earlier_minima: list[Atoms] = (), log=print) -> Exploration:
+def explore(committee, settings: ExploreSettings, seed: int, earlier_minima: list[Atoms] = (), log=print) -> Exploration:
     """Relax ``starts_per_size`` random clusters of each size, then run MD at each temperature from one per size.
 
-    MD replica of size n starts from this round's minimum of size n, else from
-    one of ``earlier_minima`` of that size, else from the random cluster itself.
+    Relaxations follow the committee mean; MD follows member 0, and the whole
+    committee judges each kept frame (its force spread stops a replica beyond
+    ``max_forces_std``), as DP-GEN explores. MD replica of size n starts from
+    this round's minimum of size n, else from one of ``earlier_minima`` of that
+    size, else from the random cluster itself.
     """
+    from equiprop.calculator import EquipropCalculator
+
+    calc, driver = EquipropCalculator(committee), EquipropCalculator(committee.members[0])
     sizes = list(settings.sizes)
     starts = make_clusters(settings.molecule, sizes, len(sizes) * settings.starts_per_size, seed=seed)
     minima, stops = [], []
@@ -60,8 +66,9 @@ def explore(calc, settings: ExploreSettings, seed: int, earlier_minima: list[Ato
     for t, temperature in enumerate(settings.temperatures):
         md = MDSettings(**{**settings.md.__dict__, "temperature": float(temperature)})
         labels = [f"md-{seed}-{int(temperature)}K-{n}mol" for n in sizes]
-        runs = run_replicas(md_starts, calc, md, seed=seed * 100 + t, guard=settings.guard,
-                            max_forces_std=settings.max_forces_std, labels=labels)
+        runs = run_replicas(md_starts, driver, md, seed=seed * 100 + t, guard=settings.guard,
+                            max_forces_std=settings.max_forces_std, labels=labels,
+                            spread=lambda frames: committee.predict(frames)["forces_std"])
         frames += [f for run in runs for f in run.frames]
         stops += [f"{name}: stopped {run.stopped}" for name, run in zip(labels, runs) if run.stopped]
         log(f"explore: {temperature:.0f} K, {sum(len(r.frames) for r in runs)} frames, "

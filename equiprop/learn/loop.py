@@ -130,11 +130,9 @@ def _train_explore_select(config: LearnConfig, k: int, folder: Path, train_commi
     committee, test_frames = train_committee(train_config, (folder / "committee" / "config.yaml").is_file())
     train_seconds = time.perf_counter() - start
     low = config.low if config.low is not None else float(np.percentile(score(committee, test_frames)[0], 90))
-    from equiprop.calculator import EquipropCalculator
-
     start = time.perf_counter()
     earlier = [a for j in range(k) for a in _minima_of(Path(config.out) / f"round-{j}")]
-    found = explore(EquipropCalculator(committee), config.explore_settings(), seed, earlier, log)
+    found = explore(committee, config.explore_settings(), seed, earlier, log)
     scores, predicted = score(committee, found.candidates)
     explore_seconds = time.perf_counter() - start
     rule = Selection(config.select, low, config.high, per_trajectory=config.per_trajectory)

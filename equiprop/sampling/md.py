@@ -8,8 +8,12 @@ faster than one call per cluster. The thermostat acts on each atom
 independently and the centre of mass is left free (``fixcm=False``), so every
 replica is an independent NVT trajectory. Every ``interval_fs`` a frame of each
 replica is kept, unless the replica has left the :class:`~equiprop.sampling.guard.Guard`
-bounds or (with a committee) its force spread exceeds ``max_forces_std``; then
-that replica stops and the others go on.
+bounds or its force spread exceeds ``max_forces_std``; then that replica stops
+and the others go on. The spread comes from ``spread``, a function of the kept
+frames, so the dynamics can follow one committee member while the whole
+committee judges only the kept frames, as DeePMD-kit's LAMMPS interface does
+for DP-GEN (one model integrates, all of them give the model deviation every
+``out_freq`` steps): an MD step then costs one model call, not one per member.
 """
 
 from dataclasses import dataclass, field
@@ -43,11 +47,14 @@ class Trajectory:
 
 
 def run_replicas(starts: list[Atoms], calc, settings: MDSettings = MDSettings(), seed: int = 0,
-                 guard: Guard = Guard(), max_forces_std: float | None = None, labels: list[str] | None = None) -> list[Trajectory]:
+                 guard: Guard = Guard(), max_forces_std: float | None = None, labels: list[str] | None = None,
+                 spread=None) -> list[Trajectory]:
     """One Langevin trajectory per structure of ``starts``; frames carry ``info`` about how they were made.
 
     ``labels`` name the trajectories (``info["trajectory"]``); frames also get
-    ``sample="md"``, ``md_temperature`` (K) and ``md_time_fs``.
+    ``sample="md"``, ``md_temperature`` (K) and ``md_time_fs``. ``spread``:
+    ``list[Atoms] -> list[per-atom forces_std]`` (eV/Angstrom) for the stop at
+    ``max_forces_std``; without it, the calculator's own ``forces_std`` (a committee's).
     """
     rng = np.random.RandomState(seed)
     labels = labels or [str(k) for k in range(len(starts))]
@@ -63,14 +70,15 @@ def run_replicas(starts: list[Atoms], calc, settings: MDSettings = MDSettings(),
         dynamics = Langevin(system, timestep=settings.timestep_fs * units.fs, temperature_K=settings.temperature,
                             friction=settings.friction_per_fs / units.fs, fixcm=False, rng=rng)
         dynamics.run(steps)
-        spreads = calc.results.get("forces_std")
-        still = []
         for slot, (k, (start, stop)) in enumerate(zip(active, offsets)):
-            replica = _cut(system, start, stop, slot * settings.spacing)
-            replicas[k] = replica
+            replicas[k] = _cut(system, start, stop, slot * settings.spacing)
+        spreads = _spreads([replicas[k] for k in active], calc, offsets, spread) if max_forces_std is not None else None
+        still = []
+        for slot, k in enumerate(active):
+            replica = replicas[k]
             reason = guard.problem(replica)
-            if reason is None and max_forces_std is not None and spreads is not None:
-                worst = float(np.max(spreads[start:stop]))
+            if reason is None and spreads is not None and spreads[slot] is not None:
+                worst = float(np.max(spreads[slot]))
                 reason = f"force spread {worst:.2f} eV/A > {max_forces_std}" if worst > max_forces_std else None
             if reason is not None:
                 trajectories[k].stopped = f"at {time_fs:.0f} fs: {reason}"
@@ -82,6 +90,14 @@ def run_replicas(starts: list[Atoms], calc, settings: MDSettings = MDSettings(),
             still.append(k)
         active = still
     return trajectories
+
+
+def _spreads(replicas: list[Atoms], calc, offsets, spread) -> list:
+    """Per-atom force spread of each replica now: from ``spread``, else the calculator's last ``forces_std``."""
+    if spread is not None:
+        return list(spread(replicas))
+    last = calc.results.get("forces_std")
+    return [None if last is None else last[start:stop] for start, stop in offsets]
 
 
 def _thermalised(atoms: Atoms, temperature: float, rng) -> Atoms:
