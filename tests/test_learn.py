@@ -8,7 +8,7 @@ import pytest
 from conftest import SMALL
 from equiprop.cli.main import main
 from equiprop.data.io import read_structures, write_structures
-from equiprop.learn.loop import LearnConfig, learn, training_frames
+from equiprop.learn.loop import LearnConfig, learn, save_config, training_frames
 from equiprop.learn.run import train_committee
 
 TINY = {"features": 8, "interactions": 1, "n_rbf": 8, "cutoff": 3.0, "epochs": 2, "batch_size": 8}
@@ -75,6 +75,12 @@ def test_rounds_resume_and_score_honestly(slice_file, tmp_path):
     assert [r["stage"] for r in records] == ["done", "done"] and records[1]["n_training_frames"] == 27
     csv = (tmp_path / "learn" / "learning_curve.csv").read_text().splitlines()
     assert len(csv) == 3 and (tmp_path / "learn" / "learning_curve.png").is_file()
+    save_config(config(tmp_path, slice_file, rounds=2), tmp_path / "learn")
+    assert main(["learn", str(tmp_path / "learn"), "--export", str(tmp_path / "sampled.xyz")]) == 0
+    exported = read_structures(tmp_path / "sampled.xyz")
+    assert [a.info["round"] for a in exported] == [0, 0, 0, 1, 1, 1]
+    assert not any(k.startswith("pred_") for a in exported for k in {**a.info, **a.arrays})
+    assert all("dft_energy" in a.info and a.info["sample"] in ("md", "minimum") for a in exported)
 
 
 def test_learn_command_refuses_to_clobber_and_checks_its_config(tmp_path, capsys):

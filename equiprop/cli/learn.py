@@ -25,6 +25,8 @@ def add_commands(commands) -> None:
     parser.add_argument("--train-time", type=float, help="seconds of training per committee and round (default 240)")
     parser.add_argument("--select", type=int, help="frames labelled per round (default 40)")
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--export", metavar="FILE", help="write every round's labelled frames (predictions dropped) "
+                        "to FILE (extxyz) and stop")
     parser.set_defaults(run=run_learn_command)
 
 
@@ -35,6 +37,8 @@ def run_learn_command(args) -> int:
     from equiprop.learn.run import run_learn
 
     out = Path(args.out)
+    if args.export:
+        return export(out, Path(args.export))
     flags = {name: getattr(args, name) for name in ("rounds", "ensemble", "train_time", "select", "seed")
              if getattr(args, name) is not None}
     if args.resume:
@@ -55,4 +59,17 @@ def run_learn_command(args) -> int:
         out.mkdir(parents=True, exist_ok=True)
     save_config(config, out)
     run_learn(config, log=lambda m: print(m, file=sys.stderr))
+    return 0
+
+
+def export(out: Path, path: Path) -> int:
+    from equiprop.data.io import write_structures
+    from equiprop.learn.loop import labelled_frames, load_config
+
+    load_config(out)  # a learn run folder, or a one-line error
+    frames = labelled_frames(out)
+    if not frames:
+        raise InputError(f"{out}: no labelled frames yet (no round-K/labelled.xyz)")
+    write_structures(path, frames)
+    print(f"wrote {len(frames)} labelled frames from {out} to {path}")
     return 0

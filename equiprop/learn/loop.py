@@ -154,10 +154,15 @@ def training_frames(config: LearnConfig, k: int) -> list[Atoms]:
     from equiprop.datasets import water_pbe0_path
 
     frames = read_structures(config.base_data or water_pbe0_path())
-    for j in range(k):
-        path = Path(config.out) / f"round-{j}" / "labelled.xyz"
-        if path.is_file():
-            frames += [strip_predictions(a) for a in read_structures(path)]
+    return frames + [a for a in labelled_frames(Path(config.out)) if a.info["round"] < k]
+
+
+def labelled_frames(out: Path) -> list[Atoms]:
+    """Every round's DFT-labelled frames, in round order, predictions dropped (what ``--export`` writes)."""
+    frames = []
+    for folder in sorted(Path(out).glob("round-*"), key=lambda f: int(f.name.split("-")[1])):
+        if (folder / "labelled.xyz").is_file():
+            frames += [strip_predictions(a) for a in read_structures(folder / "labelled.xyz")]
     return frames
 
 
