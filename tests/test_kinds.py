@@ -18,6 +18,8 @@ def test_stratified_split_holds_every_kind():
     assert sorted(together.tolist()) == list(range(len(kinds)))  # disjoint, complete
     for name, n_test in (("random", 8), ("md", 4), ("minimum", 2)):
         assert sum(kinds[k] == name for k in split.test) == n_test
+    tiny = stratified_split(["random"] * 30 + ["md"] * 2, val=0.1, test=0.1, seed=0)
+    assert {30, 31} <= set(tiny.train.tolist())  # two md frames cannot fill three parts: both train
     single = stratified_split(["random"] * 30, val=0.1, test=0.1, seed=3)
     plain = split_indices(30, val=0.1, test=0.1, seed=3)
     for name in ("train", "val", "test"):

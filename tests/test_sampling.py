@@ -87,6 +87,16 @@ def test_select_by_score_within_bounds_without_duplicates():
     assert select(candidates, scores, Selection(n=9, low=0.0, high=9.0, per_trajectory=9), known=[candidates[6]]) == [4, 3, 0, 2, 5]
 
 
+def test_minima_have_places_whatever_their_score():
+    candidates = [water_cluster(3, seed=s) for s in range(5)]
+    for k, atoms in enumerate(candidates):
+        atoms.info.update(sample="minimum" if k < 3 else "md", trajectory=str(k))
+    scores = np.array([0.01, 0.03, 0.02, 0.5, 0.4])
+    rule = Selection(n=3, low=0.1, high=2.0, minima=2)
+    assert select(candidates, scores, rule) == [1, 2, 3]  # the two most uncertain minima, then by score
+    assert select(candidates, scores, Selection(n=3, low=0.1, high=2.0)) == [3, 4]  # no places: minima below low
+
+
 def test_fingerprint_ignores_rotation_translation_and_order():
     atoms = water_cluster(3, seed=9)
     moved = rotated(atoms, random_rotation(1), shift=(1, 2, 3))[np.random.default_rng(0).permutation(len(atoms))]
@@ -106,3 +116,26 @@ def test_a_replica_the_judge_distrusts_stops_alone():
     assert runs[0].stopped is None and len(runs[0].frames) == 3
     assert runs[1].stopped == "at 2 fs: force spread 3.00 eV/A > 1.5" and runs[1].frames == []
     assert judged == [2, 1, 1]  # every kept interval is judged, only for the replicas still running
+
+
+class Squeeze(Calculator):
+    """Accelerates the two molecules of a dimer towards each other, rigidly: a hole of a model, made on purpose."""
+
+    implemented_properties = ["energy", "forces"]
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        forces, masses = np.zeros((len(self.atoms), 3)), self.atoms.get_masses()
+        for start in range(0, len(self.atoms), 6):  # each replica: atoms 0-2 one water, 3-5 the other
+            forces[start : start + 3, 0] = 0.1 * masses[start : start + 3]  # eV/A: 0.1 eV/A/amu for every atom
+            forces[start + 3 : start + 6, 0] = -0.1 * masses[start + 3 : start + 6]
+        self.results = {"energy": 0.0, "forces": forces}
+
+
+def test_a_collapsing_replica_keeps_its_last_frame_in_bounds():
+    settings = MDSettings(temperature=10.0, duration_fs=80.0, interval_fs=40.0, check_fs=5.0, friction_per_fs=0.0)
+    (run,) = run_replicas([dimer(2.35)], Squeeze(), settings, seed=0)
+    assert "heavy atoms" in run.stopped and len(run.frames) == 1
+    edge = run.frames[0]
+    assert edge.info["md_edge"] and edge.info["md_time_fs"] < 40  # between kept frames
+    assert 2.1 <= min_heavy_distance(edge) < 2.3

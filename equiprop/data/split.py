@@ -50,14 +50,24 @@ def stratified_split(kinds: Sequence[str], val: float = 0.1, test: float = 0.1, 
     """:func:`split_indices` within each kind, so validation and test hold every kind in proportion.
 
     With one kind this is exactly ``split_indices(len(kinds), val, test, seed)``.
+    A kind too small to give every part a structure (fewer than three, say)
+    goes to training whole.
     """
     groups = {kind: np.flatnonzero(np.asarray(kinds) == kind) for kind in sorted(set(kinds))}
     if len(groups) <= 1:
         return split_indices(len(kinds), val, test, seed)
-    parts = [split_indices(len(members), val, test, seed + k) for k, members in enumerate(groups.values())]
+    parts = [_split_or_train(len(members), val, test, seed + k) for k, members in enumerate(groups.values())]
     merged = {name: np.sort(np.concatenate([members[getattr(part, name)] for members, part in zip(groups.values(), parts)]))
               for name in ("train", "val", "test")}
     return Split(**merged)
+
+
+def _split_or_train(n: int, val: float, test: float, seed: int) -> Split:
+    try:
+        return split_indices(n, val, test, seed)
+    except ValueError:  # too few to split
+        empty = np.zeros(0, dtype=np.int64)
+        return Split(train=np.arange(n), val=empty, test=empty)
 
 
 def read_split(path, n_structures: int) -> Split:

@@ -7,7 +7,10 @@ its own test split: a label teaches little) and ``high`` (so far out that the
 DFT describes a geometry no simulation of the real system visits), skipping
 near-duplicates of each other and of data already labelled, and at most
 ``per_trajectory`` from one trajectory, so one run-away does not take the
-whole budget.
+whole budget. Minima (``info["sample"] == "minimum"``) get ``minima`` places
+regardless of ``low``: they are the structures users ask about (isomer
+energies), and a committee that agrees there can still be wrong there (the
+shipped model's error on cluster minima is 3-4x its error on random clusters).
 """
 
 from dataclasses import dataclass
@@ -35,27 +38,43 @@ class Selection:
     high: float
     duplicate_rms: float = 0.02
     per_trajectory: int = 3
+    minima: int = 0  # places for minima regardless of low (highest score first)
 
 
 def select(candidates: list[Atoms], scores: np.ndarray, rule: Selection, known: list[Atoms] = ()) -> list[int]:
-    """Indices into ``candidates`` in order of selection (highest score first)."""
-    by_size: dict[int, list[np.ndarray]] = {}
-    for atoms in known:
-        by_size.setdefault(len(atoms), []).append(fingerprint(atoms))
-    chosen, per_trajectory = [], {}
-    for k in np.argsort(-np.asarray(scores), kind="stable"):
-        if len(chosen) == rule.n:
+    """Indices into ``candidates`` in order of selection: minima's places first, then the highest scores."""
+    taken = _Taken(rule, known)
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    minima = [k for k in order if candidates[k].info.get("sample") == "minimum"]
+    for k in minima:
+        if len(taken.chosen) == min(rule.minima, rule.n):
             break
-        if not rule.low <= scores[k] <= rule.high:
-            continue
-        trajectory = candidates[k].info.get("trajectory", f"#{k}")
-        if per_trajectory.get(trajectory, 0) >= rule.per_trajectory:
-            continue
-        mark = fingerprint(candidates[k])
-        others = by_size.setdefault(len(candidates[k]), [])
-        if any(rms_difference(mark, other) < rule.duplicate_rms for other in others):
-            continue
+        if scores[k] <= rule.high:
+            taken.offer(k, candidates[k])
+    for k in order:
+        if len(taken.chosen) == rule.n:
+            break
+        if rule.low <= scores[k] <= rule.high and k not in taken.chosen:
+            taken.offer(k, candidates[k])
+    return taken.chosen
+
+
+class _Taken:
+    """The frames chosen so far, with the duplicate and per-trajectory bookkeeping."""
+
+    def __init__(self, rule: Selection, known):
+        self.rule, self.chosen, self.per_trajectory = rule, [], {}
+        self.by_size: dict[int, list[np.ndarray]] = {}
+        for atoms in known:
+            self.by_size.setdefault(len(atoms), []).append(fingerprint(atoms))
+
+    def offer(self, k: int, atoms: Atoms) -> None:
+        trajectory = atoms.info.get("trajectory", f"#{k}")
+        if self.per_trajectory.get(trajectory, 0) >= self.rule.per_trajectory:
+            return
+        mark, others = fingerprint(atoms), self.by_size.setdefault(len(atoms), [])
+        if any(rms_difference(mark, other) < self.rule.duplicate_rms for other in others):
+            return
         others.append(mark)
-        per_trajectory[trajectory] = per_trajectory.get(trajectory, 0) + 1
-        chosen.append(int(k))
-    return chosen
+        self.per_trajectory[trajectory] = self.per_trajectory.get(trajectory, 0) + 1
+        self.chosen.append(int(k))

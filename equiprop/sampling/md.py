@@ -8,8 +8,12 @@ faster than one call per cluster. The thermostat acts on each atom
 independently and the centre of mass is left free (``fixcm=False``), so every
 replica is an independent NVT trajectory. Every ``interval_fs`` a frame of each
 replica is kept, unless the replica has left the :class:`~equiprop.sampling.guard.Guard`
-bounds or its force spread exceeds ``max_forces_std``; then that replica stops
-and the others go on. The spread comes from ``spread``, a function of the kept
+bounds (checked every ``check_fs``) or its force spread exceeds
+``max_forces_std`` (judged at kept frames); then that replica stops and the
+others go on. A replica that leaves the bounds also keeps its last state
+inside them (``info["md_edge"]``): a collapse takes a few tens of fs, so the
+frames at the edge of the hole, which teach the repulsion, would otherwise
+fall between two kept frames. The spread comes from ``spread``, a function of the kept
 frames, so the dynamics can follow one committee member while the whole
 committee judges only the kept frames, as DeePMD-kit's LAMMPS interface does
 for DP-GEN (one model integrates, all of them give the model deviation every
@@ -34,6 +38,7 @@ class MDSettings:
     duration_fs: float = 1000.0
     timestep_fs: float = 0.5  # flexible O-H bonds vibrate with a 9 fs period
     interval_fs: float = 50.0  # between kept frames: hydrogen-bond librations decorrelate in ~50-100 fs
+    check_fs: float = 10.0  # the guard looks this often; a replica leaving it keeps its last state in bounds
     friction_per_fs: float = 0.01  # a 100 fs thermostat time constant
     spacing: float = 100.0
 
@@ -61,43 +66,70 @@ def run_replicas(starts: list[Atoms], calc, settings: MDSettings = MDSettings(),
     trajectories = [Trajectory() for _ in starts]
     active = list(range(len(starts)))
     replicas = [_thermalised(a, settings.temperature, rng) for a in starts]
-    steps = max(int(round(settings.interval_fs / settings.timestep_fs)), 1)
-    for time_fs in np.arange(1, int(settings.duration_fs / settings.interval_fs) + 1) * steps * settings.timestep_fs:
+    check_fs = min(settings.check_fs, settings.interval_fs)
+    steps = max(int(round(check_fs / settings.timestep_fs)), 1)
+    per_frame = max(int(round(settings.interval_fs / check_fs)), 1)
+    last_in_bounds: dict[int, Atoms] = {}  # each replica's last checked state that was not kept as a frame
+    for check in range(1, int(round(settings.duration_fs / check_fs)) + 1):
         if not active:
             break
-        system, offsets = _side_by_side([replicas[k] for k in active], settings.spacing)
-        system.calc = calc
-        dynamics = Langevin(system, timestep=settings.timestep_fs * units.fs, temperature_K=settings.temperature,
-                            friction=settings.friction_per_fs / units.fs, fixcm=False, rng=rng)
-        dynamics.run(steps)
-        for slot, (k, (start, stop)) in enumerate(zip(active, offsets)):
-            replicas[k] = _cut(system, start, stop, slot * settings.spacing)
-        spreads = _spreads([replicas[k] for k in active], calc, offsets, spread) if max_forces_std is not None else None
+        time_fs = check * steps * settings.timestep_fs
+        _advance(replicas, active, calc, settings, steps, rng)
+        keep = check % per_frame == 0
+        judged = _spreads([replicas[k] for k in active], calc, spread) if keep and max_forces_std is not None else None
         still = []
         for slot, k in enumerate(active):
-            replica = replicas[k]
-            reason = guard.problem(replica)
-            if reason is None and spreads is not None and spreads[slot] is not None:
-                worst = float(np.max(spreads[slot]))
-                reason = f"force spread {worst:.2f} eV/A > {max_forces_std}" if worst > max_forces_std else None
-            if reason is not None:
-                trajectories[k].stopped = f"at {time_fs:.0f} fs: {reason}"
+            problem = guard.problem(replicas[k])
+            distrust = _distrust(judged[slot], max_forces_std) if judged is not None and problem is None else None
+            if problem or distrust:
+                trajectories[k].stopped = f"at {time_fs:.0f} fs: {problem or distrust}"
+                if problem and k in last_in_bounds:  # the way into the hole: the edge of what the model knows
+                    trajectories[k].frames.append(last_in_bounds[k])
                 continue
-            frame = Atoms(replica.numbers, replica.positions)
-            frame.info.update(sample="md", md_temperature=float(settings.temperature), md_time_fs=float(time_fs),
-                              trajectory=labels[k])
-            trajectories[k].frames.append(frame)
+            frame = _frame(replicas[k], settings.temperature, time_fs, labels[k], edge=not keep)
+            if keep:
+                trajectories[k].frames.append(frame)
+                last_in_bounds.pop(k, None)
+            else:
+                last_in_bounds[k] = frame
             still.append(k)
         active = still
     return trajectories
 
 
-def _spreads(replicas: list[Atoms], calc, offsets, spread) -> list:
+def _advance(replicas: list[Atoms], active: list[int], calc, settings: MDSettings, steps: int, rng) -> None:
+    """``steps`` Langevin steps of the ``active`` replicas side by side (replicas updated in place)."""
+    system, offsets = _side_by_side([replicas[k] for k in active], settings.spacing)
+    system.calc = calc
+    dynamics = Langevin(system, timestep=settings.timestep_fs * units.fs, temperature_K=settings.temperature,
+                        friction=settings.friction_per_fs / units.fs, fixcm=False, rng=rng)
+    dynamics.run(steps)
+    for slot, (k, (start, stop)) in enumerate(zip(active, offsets)):
+        replicas[k] = _cut(system, start, stop, slot * settings.spacing)
+
+
+def _distrust(spread: np.ndarray | None, limit: float) -> str | None:
+    worst = float(np.max(spread)) if spread is not None else 0.0
+    return f"force spread {worst:.2f} eV/A > {limit}" if worst > limit else None
+
+
+def _frame(replica: Atoms, temperature: float, time_fs: float, label: str, edge: bool) -> Atoms:
+    frame = Atoms(replica.numbers, replica.positions)
+    frame.info.update(sample="md", md_temperature=float(temperature), md_time_fs=float(time_fs), trajectory=label)
+    if edge:
+        frame.info["md_edge"] = True  # kept only because the next check left the guard's bounds
+    return frame
+
+
+def _spreads(replicas: list[Atoms], calc, spread) -> list:
     """Per-atom force spread of each replica now: from ``spread``, else the calculator's last ``forces_std``."""
     if spread is not None:
         return list(spread(replicas))
-    last = calc.results.get("forces_std")
-    return [None if last is None else last[start:stop] for start, stop in offsets]
+    last, start, out = calc.results.get("forces_std"), 0, []
+    for replica in replicas:
+        out.append(None if last is None else last[start : start + len(replica)])
+        start += len(replica)
+    return out
 
 
 def _thermalised(atoms: Atoms, temperature: float, rng) -> Atoms:
