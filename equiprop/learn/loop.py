@@ -48,7 +48,7 @@ class LearnConfig:
     train_time: float = 240.0  # seconds of training for the whole committee, per round
     train: dict = field(default_factory=dict)  # further TrainConfig fields (model size, targets, ...)
     select: int = 40  # frames labelled per round
-    low: float | None = None  # None: the 90th percentile of the committee's score on its own test split
+    low: float | None = None  # None: the 90th percentile of the committee's score on its own test split (in_domain_score)
     high: float = 1.5
     per_trajectory: int = 3
     minima: int = 4  # places per round for the explored minima, whatever their score (learn/select.py)
@@ -130,7 +130,8 @@ def _train_explore_select(config: LearnConfig, k: int, folder: Path, train_commi
     start = time.perf_counter()
     committee, test_frames = train_committee(train_config, (folder / "committee" / "config.yaml").is_file())
     train_seconds = time.perf_counter() - start
-    low = config.low if config.low is not None else float(np.percentile(score(committee, test_frames)[0], 90))
+    in_domain = float(np.percentile(score(committee, test_frames)[0], 90))  # the spread on data like the training data
+    low = config.low if config.low is not None else in_domain
     start = time.perf_counter()
     earlier = [a for j in range(k) for a in _minima_of(Path(config.out) / f"round-{j}")]
     found = explore(committee, config.explore_settings(), seed, earlier, log)
@@ -147,7 +148,8 @@ def _train_explore_select(config: LearnConfig, k: int, folder: Path, train_commi
     return {"n_training_frames": len(data), "n_candidates": len(found.candidates), "n_minima": len(found.minima),
             "n_selected": len(chosen), "low": low, "high": config.high, "stops": found.stops,
             "train_seconds": train_seconds, "explore_seconds": explore_seconds,
-            "candidates_above_high": int((scores > config.high).sum()), "candidates_below_low": int((scores < low).sum())}
+            "candidates_above_high": int((scores > config.high).sum()), "candidates_below_low": int((scores < low).sum()),
+            "in_domain_score": in_domain, "candidates_above_in_domain": int((scores > in_domain).sum())}
 
 
 def training_frames(config: LearnConfig, k: int) -> list[Atoms]:
