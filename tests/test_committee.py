@@ -120,7 +120,9 @@ def test_train_ensemble_end_to_end(slice_file, tmp_path):
         assert atoms.arrays["pred_forces_std"].shape == (len(atoms),)
         assert atoms.arrays["pred_charges_std"].shape == (len(atoms),)
         assert np.ndim(atoms.info["pred_energy_std"]) == 0 and np.ndim(atoms.info["pred_dipole_std"]) == 0
-    assert main(["evaluate", str(out / "best.pt"), "--json"]) == 0
+    assert main(["evaluate", str(out / "best.pt"), "--data", str(slice_file), "--json"]) == 0
+    evaluated = json.loads((out / "evaluate_water24" / "metrics.json").read_text())
+    assert evaluated["calibration"]["n_structures"] == 24
     assert main(["check", str(out / "best.pt"), "--data", str(frames)]) == 0
 
     # resume: a finished member is kept, an unfinished one continues

@@ -16,7 +16,10 @@ def add_commands(commands) -> None:
 
 
 def run_evaluate(args) -> int:
+    from equiprop.models.committee import Committee
+    from equiprop.train.ensemble import calibration
     from equiprop.train.evaluate import evaluate
+    from equiprop.train.prepare import label_keys
     from equiprop.train.plots import parity_plots
     from equiprop.train.run import summary_table
 
@@ -28,11 +31,19 @@ def run_evaluate(args) -> int:
     out = output_dir(args.out, Path(args.checkpoint).parent / f"evaluate_{stem}")
     if (out / "metrics.json").exists():
         print(f"{out}: replacing the previous evaluation", file=sys.stderr)
-    (out / "metrics.json").write_text(json.dumps(result.metrics, indent=2))
+    metrics = dict(result.metrics)
+    if isinstance(model, Committee) and Property.FORCES in data.labels:
+        forces_key = args.forces_key or label_keys(config).forces
+        metrics["calibration"] = calibration(model, data.frames, forces_key, args.batch_size)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     plots = parity_plots(result.parity, result.metrics, out)
     if args.json:
-        emit_json({"data": name, "n_structures": len(data), "metrics": result.metrics, "plots": [str(p) for p in plots]})
+        emit_json({"data": name, "n_structures": len(data), "metrics": metrics, "plots": [str(p) for p in plots]})
     else:
         print(summary_table(result.metrics, len(data)).replace("held-out test set", name))
+        if "calibration" in metrics:
+            c = metrics["calibration"]
+            print(f"committee: Spearman {c['spearman_forces']:.2f} between per-structure force spread and force error "
+                  f"(mean spread {1000 * c['mean_forces_std']:.1f}, mean RMSE {1000 * c['mean_forces_rmse']:.1f} meV/A)")
         print(f"parity plots: {', '.join(str(p) for p in plots)}")
     return 0
