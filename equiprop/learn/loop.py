@@ -5,6 +5,8 @@ Layout of ``OUT`` (``learn.yaml`` holds the :class:`LearnConfig`):
 - ``round-K/committee/``: the round's committee (``equiprop train --ensemble``), trained
   on the base data plus every frame labelled in rounds before K
 - ``round-K/candidates.csv``: every explored frame with its score (largest per-atom force spread)
+- ``round-K/minima.xyz``: the minima the round's relaxations found (later rounds start MD from them
+  for sizes whose own relaxation failed)
 - ``round-K/selected.xyz``: the frames chosen for DFT, with the committee's predictions
   (``pred_*``, ``pred_*_std``) made *before* it saw their labels
 - ``round-K/labelled.xyz``: the DFT labels of ``selected.xyz`` (grows frame by frame; resumable)
@@ -140,6 +142,8 @@ def _train_explore_select(config: LearnConfig, k: int, folder: Path, train_commi
     rule = Selection(config.select, low, config.high, per_trajectory=config.per_trajectory, minima=config.minima)
     chosen = select(found.candidates, scores, rule, known=data)
     write_structures(folder / "candidates.xyz", found.candidates, overwrite=True)
+    if found.minima:
+        write_structures(folder / "minima.xyz", found.minima, overwrite=True)
     _write_candidates_csv(folder / "candidates.csv", found.candidates, scores)
     selected = [_with_predictions(found.candidates[i], predicted, i, scores[i], k) for i in chosen]
     write_structures(folder / "selected.xyz", selected, overwrite=True)
@@ -179,6 +183,9 @@ def strip_predictions(atoms: Atoms) -> Atoms:
 
 
 def _minima_of(folder: Path) -> list[Atoms]:
+    """The minima a round found (``minima.xyz``; before that file existed, from the scratch ``candidates.xyz``)."""
+    if (folder / "minima.xyz").is_file():
+        return read_structures(folder / "minima.xyz")
     path = folder / "candidates.xyz"
     return [a for a in read_structures(path) if a.info.get("sample") == "minimum"] if path.is_file() else []
 
