@@ -15,8 +15,9 @@ Layout of ``OUT`` (``learn.yaml`` holds the :class:`LearnConfig`):
 - ``learning_curve.png`` and ``learning_curve.csv``: scores by round
 
 Each stage is skipped when its output exists, so an interrupted run resumes
-where it stopped: ``equiprop learn --resume OUT``. The committee, ``train.xyz``
-and ``candidates.xyz`` are scratch that a resumed round rebuilds if needed.
+where it stopped: ``equiprop learn --resume OUT``. The committee and ``train.xyz``
+are scratch that a resumed round rebuilds if needed; ``candidates.xyz`` (every
+explored frame, ~0.4 MB a round) is kept as the pool for a random-selection baseline.
 """
 
 import json
