@@ -94,7 +94,7 @@ def learn(config: LearnConfig, train_committee, label, log=print) -> list[dict]:
     records = []
     for k in range(config.rounds):
         records.append(run_round(config, k, out / f"round-{k}", train_committee, label, log))
-    write_learning_curve(out, records)
+        write_learning_curve(out, records)  # after every round: a run stopped later still has its curve
     return records
 
 
