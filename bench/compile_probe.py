@@ -3,7 +3,7 @@
 ``python bench/compile_probe.py [default] [max-autotune-no-cudagraphs ...]`` (on a GPU; on a CPU without the
 graphs and kernel counts). One padded batch of 16 shipped water clusters, SO3Net (lmax 2, 32 features, 3
 interactions), in training mode: forward, forces and parameter gradients of a sum-of-squares loss, eagerly and
-through ``torch.compile(dynamic=False)`` (the forces by ``torch.func.grad``, as in ``equiprop/train/compiled.py``),
+through ``torch.compile(dynamic=False)`` (the forces by ``torch.func.grad``, as in ``equiprop/models/compiled.py``),
 each plain and replayed from a CUDA graph: milliseconds per step, kernels per step, how far the compiled
 gradients are from the eager ones. A probe for a possible GPU path (the padded shapes are fixed, so no dynamic
 shapes, which PyTorch 2.11 cannot trace on a GPU), not a benchmark of the trainer.
@@ -20,7 +20,7 @@ from equiprop import datasets
 from equiprop.data.batch import collate
 from equiprop.data.graph import frames_to_graphs
 from equiprop.keys import Property
-from equiprop.train.padding import PaddedShape, pad_batch
+from equiprop.data.padding import PaddedShape, pad_batch
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 

@@ -6,7 +6,7 @@ On the H200 a batch-16 training step was 1,901 small CUDA kernels with the GPU
 busy 8% of the time (docs/benchmarks.md, "On GPU"): fusing kernels is where a
 GPU step can gain. A compiled graph cannot be differentiated twice, so the
 forces come from ``torch.func.grad`` inside the compiled function and training
-needs only a first-order backward of it (equiprop/train/compiled.py, which
+needs only a first-order backward of it (equiprop/models/compiled.py, which
 ``equiprop train --compile`` uses). Prints the compile time, the largest
 difference of energies, forces and dipoles from eager, the parameter-gradient
 agreement, and structures/s of both versions, passes alternated. On the 2-core
@@ -26,8 +26,8 @@ import equiprop
 from equiprop import datasets
 from equiprop.data import collate, frames_to_graphs
 from equiprop.keys import Property
-from equiprop.train.allocator import keep_freed_memory
-from equiprop.train.compiled import compiled_outputs
+from equiprop.models.allocator import keep_freed_memory
+from equiprop.models.compiled import compiled_outputs
 
 
 def main():

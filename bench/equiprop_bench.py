@@ -21,7 +21,7 @@ from equiprop.data.labels import LabelKeys
 from equiprop.data.typemap import TypeMap
 from equiprop.keys import Property
 from equiprop.models.graphed import GraphedInference
-from equiprop.train.compiled import compiled_inference
+from equiprop.models.compiled import compiled_inference
 from equiprop.train.config import TrainConfig
 from equiprop.train.data import batch_order, labelled_set, make_batch
 from equiprop.train.evaluate import evaluate, predictions

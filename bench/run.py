@@ -22,7 +22,7 @@ import ase.io
 
 from equiprop.data.split import split_indices
 from equiprop.datasets import water_pbe0
-from equiprop.train.allocator import ENVIRONMENT as KEEP_FREED_MEMORY
+from equiprop.models.allocator import ENVIRONMENT as KEEP_FREED_MEMORY
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"

@@ -19,7 +19,7 @@ import torch
 import equiprop
 from equiprop import datasets
 from equiprop.data import collate, frames_to_graphs
-from equiprop.train.allocator import keep_freed_memory
+from equiprop.models.allocator import keep_freed_memory
 
 
 def main():

@@ -10,7 +10,7 @@ from equiprop.models.committee import Committee
 from equiprop.models.graphed import GraphedInference
 from equiprop.models.predict import predict
 from equiprop.train.checkpoint import load_model
-from equiprop.train.compiled import compiled_inference
+from equiprop.models.compiled import compiled_inference
 
 
 class EquipropCalculator(Calculator):
@@ -19,7 +19,7 @@ class EquipropCalculator(Calculator):
     Args:
         model: path of a checkpoint (``best.pt``) or a model instance.
         device: where to run; a model trained on GPU runs on CPU too.
-        compile: evaluate through ``torch.compile`` (:func:`equiprop.train.compiled.compiled_inference`):
+        compile: evaluate through ``torch.compile`` (:func:`equiprop.models.compiled.compiled_inference`):
             compiled at the first call (up to a minute on a CPU; seconds from the disk
             cache), then one water cluster per call 3.6x faster on the project's 2-core CPU
             (docs/performance.md, step 25). For molecular dynamics.

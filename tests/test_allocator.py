@@ -1,4 +1,4 @@
-"""The malloc setting that keeps freed tensor memory in the process (equiprop/train/allocator.py)."""
+"""The malloc setting that keeps freed tensor memory in the process (equiprop/models/allocator.py)."""
 
 import os
 import subprocess
@@ -8,7 +8,7 @@ import pytest
 
 SCRIPT = """
 import resource, sys, torch
-from equiprop.train.allocator import keep_freed_memory
+from equiprop.models.allocator import keep_freed_memory
 if sys.argv[1] == "keep":
     assert keep_freed_memory() and keep_freed_memory()  # idempotent
 if sys.argv[1] == "predict":  # the Python API's inference (and so the ASE calculator) applies it too

@@ -53,7 +53,7 @@ def tracing_failure(function):  # as PyTorch 2.11 on CUDA raised it (pytorch/pyt
 def test_compile_failure_is_a_clear_error(slice_file, tmp_path, monkeypatch, capsys, failure):
     """A machine where torch.compile cannot build its kernels (say, no C++ compiler) or cannot trace the model
     (a PyTorch bug): one line, what to do."""
-    import equiprop.train.compiled as compiled_module
+    import equiprop.models.compiled as compiled_module
 
     def no_compiler(function, **options):
         def fail(*args):

@@ -36,7 +36,7 @@ def test_graphed_training_follows_eager_training(slice_file, tmp_path, monkeypat
     Batch 5 over the training split of 24 clusters: batches of several padded
     shapes, and a last, partial batch (empty structure slots).
     """
-    monkeypatch.setattr("equiprop.train.cuda_graphs.MAX_GRAPHS", max_graphs)
+    monkeypatch.setattr("equiprop.data.padding.MAX_GRAPHS", max_graphs)
     train(tmp_path / "eager", slice_file, "--no-cuda-graphs")
     train(tmp_path / "graphed", slice_file)  # on by default on a GPU
     assert train_losses(tmp_path / "graphed") == pytest.approx(train_losses(tmp_path / "eager"), rel=1e-6)
@@ -76,7 +76,7 @@ class EagerInference:
 
     def __call__(self, batch):
         from equiprop.models.graphed import detached_outputs, unpad
-        from equiprop.train.padding import PaddedShape, pad_batch
+        from equiprop.data.padding import PaddedShape, pad_batch
 
         padded = pad_batch(batch, {}, PaddedShape.of(batch, self.structures), self.model.cutoff)
         return unpad(detached_outputs(self.model, padded.batch, with_forces=True), batch.positions.shape[0], batch.n_structures)
@@ -148,7 +148,7 @@ def test_graphed_inference_predicts_as_eager_inference(tmp_path, monkeypatch, ma
     from equiprop import datasets
     from equiprop.models.graphed import GraphedInference
 
-    monkeypatch.setattr("equiprop.train.cuda_graphs.MAX_GRAPHS", max_graphs)
+    monkeypatch.setattr("equiprop.data.padding.MAX_GRAPHS", max_graphs)
     torch.manual_seed(0)
     model = equiprop.SO3Net(["H", "O"], cutoff=3.5, lmax=2, features=8, interactions=2,
                             targets=["charges", "dipole", "energy", "forces"], dtype="float64").cuda()

@@ -10,7 +10,7 @@ from conftest import periodic_water, water_cluster
 from equiprop.data import LabelKeys, TypeMap, atoms_to_graph, collate, read_labels
 from equiprop.keys import Property
 from equiprop.nn import edge_vectors
-from equiprop.train import element_counts, fit_element_energies
+from equiprop.models.normalization import element_counts, fit_element_energies
 
 TYPES = TypeMap(("H", "O"))
 

@@ -12,7 +12,7 @@ from equiprop.data.batch import collate
 from equiprop.keys import Property
 from equiprop.models import SchNet, SO3Net
 from equiprop.train.losses import residuals, weighted_loss
-from equiprop.train.padding import PaddedShape, bucket, pad_batch
+from equiprop.data.padding import PaddedShape, bucket, pad_batch
 
 TARGETS = (Property.CHARGES, Property.DIPOLE, Property.DIPOLE_MAGNITUDE, Property.ENERGY, Property.FORCES)  # every target
 CUTOFF = 3.5

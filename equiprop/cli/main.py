@@ -6,7 +6,7 @@ import sys
 
 from equiprop.cli import check, evaluate, label, learn, predict, train
 from equiprop.errors import InputError, MissingExtraError, SetupError
-from equiprop.train.allocator import keep_freed_memory
+from equiprop.models.allocator import keep_freed_memory
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    keep_freed_memory()  # reuse freed tensor memory instead of page-faulting on every step (train/allocator.py)
+    keep_freed_memory()  # reuse freed tensor memory instead of page-faulting on every step (models/allocator.py)
     try:
         return args.run(args)
     except (InputError, MissingExtraError, SetupError, argparse.ArgumentTypeError) as error:

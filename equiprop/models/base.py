@@ -14,7 +14,7 @@ from equiprop.nn.geometry import edge_vectors
 from equiprop.nn.precision import as_dtype
 from equiprop.nn.readout import ScalarReadout, centered_positions, constrain_charges
 from equiprop.nn.scatter import scatter_sum
-from equiprop.train.normalization import atomic_energy_scale, element_counts, fit_element_energies
+from equiprop.models.normalization import atomic_energy_scale, element_counts, fit_element_energies
 
 
 def constructor_arguments(arguments: dict) -> dict:
@@ -68,7 +68,7 @@ class AtomisticModel(nn.Module):
 
         With ``scale``, ``energy_scale`` becomes the RMS per-atom residual, so the
         network learns a target of order one. See
-        :func:`equiprop.train.normalization.fit_element_energies`.
+        :func:`equiprop.models.normalization.fit_element_energies`.
         """
         counts = element_counts(frames, self.type_map)
         references = fit_element_energies(counts, energies)
@@ -158,11 +158,11 @@ class AtomisticModel(nn.Module):
                 graphs=None) -> dict[str, object]:
         """Predict every target for ASE frames; see :func:`equiprop.models.predict.predict`.
 
-        ``compile``: through :func:`equiprop.train.compiled.compiled_inference`
+        ``compile``: through :func:`equiprop.models.compiled.compiled_inference`
         (worth it for many frames on a CPU: compiling takes up to a minute).
         """
         from equiprop.models.predict import predict
-        from equiprop.train.compiled import compiled_inference
+        from equiprop.models.compiled import compiled_inference
 
         runner = compiled_inference(self) if compile else None
         return predict(self, frames, batch_size=batch_size, source=source, runner=runner, graphs=graphs)

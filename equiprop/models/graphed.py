@@ -3,7 +3,7 @@
 Molecular dynamics with the ASE calculator evaluates one structure per call,
 and on a GPU such a call is a few hundred small kernels, each launched from
 the host: the GPU idles. As in training (``equiprop/train/cuda_graphs.py``),
-each batch is padded to a bucket (``equiprop/train/padding.py``), copied into
+each batch is padded to a bucket (``equiprop/data/padding.py``), copied into
 that bucket's static inputs, and the recorded kernels are replayed at once.
 The outputs are the first rows of the padded outputs (padding atoms and
 structures come last) and are overwritten by the next call.
@@ -16,8 +16,8 @@ import torch
 
 from equiprop.data.batch import GraphBatch
 from equiprop.keys import PER_STRUCTURE, Property
-from equiprop.train import cuda_graphs
-from equiprop.train.padding import PaddedBatch, PaddedShape, pad_batch
+from equiprop.data import padding
+from equiprop.data.padding import PaddedBatch, PaddedShape, pad_batch
 
 Outputs = dict[Property, torch.Tensor]
 
@@ -52,7 +52,7 @@ class GraphedInference:
         self.model, self.structures = model, structures
         self.device = next(model.parameters()).device
         self.with_forces = Property.ENERGY in model.targets
-        self.max_graphs = cuda_graphs.MAX_GRAPHS if max_graphs is None else max_graphs
+        self.max_graphs = padding.MAX_GRAPHS if max_graphs is None else max_graphs
         self.buckets: dict[PaddedShape, _Bucket] = {}
         self.pool = torch.cuda.graph_pool_handle()
         self.warm = False

@@ -8,7 +8,7 @@ from equiprop.data.graph import frames_to_graphs
 from equiprop.keys import PER_STRUCTURE, Property
 from equiprop.models.committee import STD_SUFFIX, Committee
 from equiprop.models.graphed import GraphedInference
-from equiprop.train.allocator import keep_freed_memory
+from equiprop.models.allocator import keep_freed_memory
 
 
 def predict(model, frames, batch_size: int = 32, source: str | None = None, runner=None,
@@ -16,7 +16,7 @@ def predict(model, frames, batch_size: int = 32, source: str | None = None, runn
     """Run ``model`` on ``frames`` (ase.Atoms) in batches of ``batch_size``.
 
     ``runner``: a callable ``batch -> outputs`` of this model to use instead of
-    its eager forward pass, such as :func:`equiprop.train.compiled.compiled_inference`
+    its eager forward pass, such as :func:`equiprop.models.compiled.compiled_inference`
     (kept by the caller, so it is compiled once; the ASE calculator does).
     Without one, on a GPU the batches are replayed from CUDA graphs
     (:class:`equiprop.models.graphed.GraphedInference`; pass one as ``graphs`` to
@@ -32,7 +32,7 @@ def predict(model, frames, batch_size: int = 32, source: str | None = None, runn
     ``[n_structures]``, ``charges_std`` and ``forces_std`` (one array ``[n_atoms_k]``
     per structure); it runs eagerly (no runner, no CUDA graphs).
 
-    Applies :func:`equiprop.train.allocator.keep_freed_memory` (process-wide): without it,
+    Applies :func:`equiprop.models.allocator.keep_freed_memory` (process-wide): without it,
     glibc maps and page-faults every large tensor anew, which made inference on a
     1,536-atom box 3.6x slower (docs/performance.md, step 14).
     """

@@ -1,5 +1,5 @@
-"""Training: normalisation (and, later, the loop, losses, metrics, checkpoints)."""
+"""Training: configuration, data batches, losses, metrics, checkpoints, the loop, committees, evaluation.
 
-from equiprop.train.normalization import atomic_energy_scale, element_counts, fit_element_energies
-
-__all__ = ["atomic_energy_scale", "element_counts", "fit_element_energies"]
+What prediction needs (padding, CUDA-graph replay, compiled runners, the allocator
+setting, energy references) lives below, in ``equiprop.data`` and ``equiprop.models``.
+"""

@@ -66,7 +66,7 @@ class TrainConfig:
     grad_clip: float = 10.0
     device: str = "cpu"  # cpu, cuda or cuda:N; under torchrun "cuda" is each rank's LOCAL_RANK GPU
     num_workers: int = 0  # DataLoader worker processes building batches (0: in the training process)
-    compile: bool = False  # torch.compile the outputs and forces (train/compiled.py): 1.5x on a CPU after compiling
+    compile: bool = False  # torch.compile the outputs and forces (models/compiled.py): 1.5x on a CPU after compiling
     cuda_graphs: bool | None = None  # replay each step from a CUDA graph (train/cuda_graphs.py); None: on where possible
     out: str = "runs/train"
 

@@ -5,7 +5,7 @@ On a GPU a training step of SO3Net is about 1,900 small kernels, and at batch
 launching kernels (docs/benchmarks.md). A CUDA graph records the whole step
 once (forward, forces, backward, gradient clipping, AdamW) and replays it with
 one launch. A graph holds fixed shapes and addresses, so each batch is padded to
-a bucket (``equiprop/train/padding.py``) and copied into that bucket's static
+a bucket (``equiprop/data/padding.py``) and copied into that bucket's static
 input tensors; one graph is recorded per bucket, all in one memory pool.
 
 Sharing the pool between graphs is safe here because nothing a graph allocates
@@ -22,10 +22,8 @@ from typing import Callable
 
 import torch
 
-from equiprop.train.padding import PaddedBatch, PaddedShape
-
-#: Graphs recorded at most per run; batches of further shapes run eagerly (each graph keeps its static inputs).
-MAX_GRAPHS = 16
+from equiprop.data import padding
+from equiprop.data.padding import PaddedBatch, PaddedShape
 
 #: ``step(padded) -> (loss [], error sums [n_targets, 3])``: zeroes the gradients, computes the loss, steps the optimiser.
 Step = Callable[[PaddedBatch], tuple[torch.Tensor, torch.Tensor]]
@@ -59,7 +57,7 @@ class GraphedSteps:
 
     def __init__(self, step: Step, n_targets: int, device: torch.device, max_graphs: int | None = None):
         self.step, self.device = step, device
-        self.max_graphs = MAX_GRAPHS if max_graphs is None else max_graphs
+        self.max_graphs = padding.MAX_GRAPHS if max_graphs is None else max_graphs
         self.buckets: dict[PaddedShape, _Bucket] = {}
         self.pool = torch.cuda.graph_pool_handle()
         self.warm = False

@@ -27,9 +27,9 @@ from tqdm import tqdm
 from equiprop.errors import InputError
 from equiprop.keys import Property
 from equiprop.models.graphed import GraphedInference
-from equiprop.train.allocator import keep_freed_memory
+from equiprop.models.allocator import keep_freed_memory
 from equiprop.train.checkpoint import save_checkpoint
-from equiprop.train.compiled import compiled_outputs
+from equiprop.models.compiled import compiled_outputs
 from equiprop.train.config import TrainConfig
 from equiprop.train.cuda_graphs import GraphedSteps
 from equiprop.train.evaluate import error_sums
@@ -39,7 +39,7 @@ from equiprop.train.loader import batch_loader
 from equiprop.train.losses import residuals, weighted_loss
 from equiprop.train.metrics import ErrorSums, error_rows
 from equiprop.train.optim import MovingAverage, adamw, optimizer_state, set_lr_kind
-from equiprop.train.padding import PaddedBatch, PaddedShape, pad_batch
+from equiprop.data.padding import PaddedBatch, PaddedShape, pad_batch
 
 
 class TrainingStopped(Exception):

@@ -54,7 +54,7 @@ def error_rows(errors: dict[Property, torch.Tensor], targets, counts: torch.Tens
     """``[n_targets, 3]`` float64: sum of absolute errors, of squared errors, and the count, per target.
 
     ``counts [n_targets]`` gives the counts where ``errors`` hold zero padding
-    (``equiprop/train/padding.py``); by default every entry counts.
+    (``equiprop/data/padding.py``); by default every entry counts.
     """
     rows = []
     for k, prop in enumerate(targets):

@@ -23,6 +23,10 @@ import torch
 from equiprop.data.batch import GraphBatch
 from equiprop.keys import PER_STRUCTURE, Property
 
+#: CUDA graphs recorded at most per run (training steps, and inference per model); batches of further padded
+#: shapes run eagerly (each graph keeps its static inputs). Read at construction, so tests may change it.
+MAX_GRAPHS = 16
+
 Tensors = dict[Property, torch.Tensor]
 
 
