@@ -45,3 +45,8 @@ PER_STRUCTURE = frozenset({Property.ENERGY, Property.DIPOLE, Property.DIPOLE_MAG
 
 #: Per-structure total charge read from ``atoms.info`` (e); 0 when absent.
 TOTAL_CHARGE_KEY = "charge"
+
+
+def is_per_atom(name: str) -> bool:
+    """Whether a prediction key (``"forces"``, or a committee's ``"forces_std"``) has one value per atom."""
+    return Property(str(name).removesuffix("_std")) not in PER_STRUCTURE

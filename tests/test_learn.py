@@ -93,5 +93,7 @@ def test_learn_command_refuses_to_clobber_and_checks_its_config(tmp_path, capsys
     bad.write_text("round: 3\n")
     assert main(["learn", str(tmp_path / "other"), "--config", str(bad)]) == 2
     assert "unknown field 'round'" in capsys.readouterr().err
+    assert main(["learn", str(tmp_path / "other"), "--config", str(tmp_path / "missing.yaml")]) == 2
+    assert "missing.yaml: no such config file" in capsys.readouterr().err
     assert main(["learn", str(out), "--resume", "--ensemble", "5"]) == 2
     assert "cannot change ensemble" in capsys.readouterr().err

@@ -31,8 +31,6 @@ def add_commands(commands) -> None:
 
 
 def run_learn_command(args) -> int:
-    import yaml
-
     from equiprop.learn.loop import LearnConfig, load_config, save_config
     from equiprop.learn.run import run_learn
 
@@ -50,7 +48,7 @@ def run_learn_command(args) -> int:
     else:
         if (out / "learn.yaml").exists():
             raise InputError(f"{out}: a learn run exists; pass --resume to continue it")
-        values = yaml.safe_load(Path(args.config).read_text()) if args.config else {}
+        values = _read_config(Path(args.config)) if args.config else {}
         known = {f.name for f in fields(LearnConfig)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -73,3 +71,17 @@ def export(out: Path, path: Path) -> int:
     write_structures(path, frames)
     print(f"wrote {len(frames)} labelled frames from {out} to {path}")
     return 0
+
+
+def _read_config(path: Path) -> dict:
+    import yaml
+
+    if not path.is_file():
+        raise InputError(f"{path}: no such config file")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise InputError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(values, dict):
+        raise InputError(f"{path}: expected a mapping of LearnConfig fields")
+    return values

@@ -4,6 +4,7 @@ import numpy as np
 
 from equiprop.data.io import read_structures, write_structures
 from equiprop.errors import InputError
+from equiprop.keys import is_per_atom
 from equiprop.train.checkpoint import load_model
 
 PREFIX = "pred_"
@@ -41,8 +42,7 @@ def run_predict(args) -> int:
     for k, atoms in enumerate(frames):
         for key, values in out.items():
             value = np.asarray(values[k], dtype=float)
-            per_atom = key.removesuffix("_std") in ("charges", "forces")
-            (atoms.arrays if per_atom else atoms.info)[PREFIX + key] = value
+            (atoms.arrays if is_per_atom(key) else atoms.info)[PREFIX + key] = value
     write_structures(args.output, frames, overwrite=args.overwrite)
     print(f"wrote {len(frames)} structures with {', '.join(PREFIX + k for k in out)} to {args.output}")
     return 0

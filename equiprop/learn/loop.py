@@ -31,6 +31,7 @@ from ase import Atoms
 
 from equiprop.data.io import read_structures, write_structures
 from equiprop.errors import InputError
+from equiprop.keys import is_per_atom
 from equiprop.learn.explore import ExploreSettings, explore, score
 from equiprop.learn.select import Selection, select
 from equiprop.sampling.guard import Guard, min_heavy_distance
@@ -195,7 +196,7 @@ def _with_predictions(atoms: Atoms, predicted: dict, i: int, value: float, k: in
     frame = atoms.copy()
     frame.info.update(round=k, score=float(value))
     for key, values in predicted.items():
-        target = frame.arrays if np.ndim(values[i]) >= 1 and len(values[i]) == len(frame) else frame.info
+        target = frame.arrays if is_per_atom(key) else frame.info
         target[PREDICTION_PREFIX + key] = np.asarray(values[i], dtype=float)
     return frame
 

@@ -5,8 +5,8 @@ import torch
 
 from equiprop.data.batch import collate
 from equiprop.data.graph import frames_to_graphs
-from equiprop.keys import PER_STRUCTURE, Property
-from equiprop.models.committee import STD_SUFFIX, Committee
+from equiprop.keys import Property, is_per_atom
+from equiprop.models.committee import Committee
 from equiprop.models.graphed import GraphedInference
 from equiprop.models.allocator import keep_freed_memory
 
@@ -65,15 +65,11 @@ def predict(model, frames, batch_size: int = 32, source: str | None = None, runn
             sizes = batch.n_atoms.tolist()
             for name, value in out.items():
                 value = value.detach().cpu().numpy()
-                per_atom = _per_atom(name)
+                per_atom = is_per_atom(name)
                 chunks.setdefault(str(name), []).extend(np.split(value, np.cumsum(sizes)[:-1]) if per_atom else value)
     finally:
         model.train(was_training)
-    return {name: values if _per_atom(name) else np.stack(values) for name, values in chunks.items()}
-
-
-def _per_atom(name: str) -> bool:
-    return Property(str(name).removesuffix(STD_SUFFIX)) not in PER_STRUCTURE
+    return {name: values if is_per_atom(name) else np.stack(values) for name, values in chunks.items()}
 
 
 def _committee_outputs(model: Committee, batch, with_forces: bool) -> dict:

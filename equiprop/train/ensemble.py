@@ -23,7 +23,7 @@ from equiprop.keys import Property
 from equiprop.models.committee import Committee
 from equiprop.train.checkpoint import load_checkpoint, load_model, save_committee
 from equiprop.train.config import TrainConfig, save_yaml
-from equiprop.train.prepare import prepare_data, split_seed
+from equiprop.train.prepare import split_seed
 from equiprop.train.rundir import prepare_run_dir
 
 #: Written into a member's directory once its test evaluation is done; a resumed ensemble skips such members.
@@ -87,11 +87,10 @@ def calibration(committee: Committee, frames, keys_forces: str, batch_size: int 
             "n_structures": len(frames)}
 
 
-def write_calibration(committee: Committee, config: TrainConfig, run_dir: Path, log) -> dict | None:
-    """``RUN/calibration.json`` on the test split (energy models only)."""
+def write_calibration(committee: Committee, config: TrainConfig, test, run_dir: Path, log) -> dict | None:
+    """``RUN/calibration.json`` on the ``test`` split (energy models only)."""
     if Property.ENERGY not in committee.targets or Property.FORCES.value not in config.targets:
         return None
-    test = prepare_data(config, committee.type_map).test
     result = calibration(committee, test.frames, config.forces_key, config.batch_size)
     (run_dir / "calibration.json").write_text(json.dumps(result, indent=2))
     log(f"committee spread vs force error on the test split: Spearman {result['spearman_forces']:.2f} "

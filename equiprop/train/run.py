@@ -58,9 +58,9 @@ def _train_committee(config: TrainConfig, resume: bool, overwrite: bool, log, on
         return train(member, resume=resume, overwrite=overwrite, log=log, on_step=on_step)
 
     train_ensemble(config, train_one, resume, overwrite, log)
-    run_dir = Path(config.out)
-    metrics = finish(config, run_dir, prepare_data(config).test, log, distributed.resolve_device(config.device, distributed.Ranks()))
-    write_calibration(load_model(run_dir / "best.pt"), config, run_dir, log)
+    run_dir, test = Path(config.out), prepare_data(config).test
+    metrics = finish(config, run_dir, test, log, distributed.resolve_device(config.device, distributed.Ranks()))
+    write_calibration(load_model(run_dir / "best.pt"), config, test, run_dir, log)
     return metrics
 
 

@@ -4,6 +4,7 @@ import numpy as np
 from ase import Atoms
 from scipy.spatial.transform import Rotation
 
+from equiprop.keys import is_per_atom
 from equiprop.models.predict import predict
 
 
@@ -31,8 +32,7 @@ def symmetry_deviations(model, frames, n_transforms: int = 3, seed: int = 0) -> 
         out = predict(model, list(moved))
         for key, ref_values in reference.items():
             for k, ref in enumerate(ref_values):
-                per_atom = key.removesuffix("_std") in ("charges", "forces")  # a committee's spreads: invariants
-                expected = ref[perms[k]] if per_atom else ref
+                expected = ref[perms[k]] if is_per_atom(key) else ref  # a committee's spreads: permuted invariants
                 expected = expected @ rotations[k].T if key in ("dipole", "forces") else expected
                 scale = max(1.0, float(np.abs(expected).max(initial=0)))
                 deviation = float(np.abs(out[key][k] - expected).max(initial=0)) / scale
