@@ -105,9 +105,26 @@ def test_evaluate_json(run_dir, slice_file, capsys):
     assert main(["evaluate", str(run_dir / "best.pt"), "--data", str(slice_file), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["n_structures"] == 24
-    assert set(result["metrics"]) == {"charges", "dipole", "energy", "forces"}
+    assert set(result["metrics"]) == {"charges", "dipole", "energy", "forces", "relative_energy"}
     assert result["metrics"]["dipole"]["mae_debye"] > result["metrics"]["dipole"]["mae"]
     assert all(os.path.exists(p) for p in result["plots"])
+
+
+def test_relative_energies_match_predictions(run_dir, slice_file, tmp_path, capsys):
+    """evaluate's isomer errors equal those computed by hand from predict's energies (3 of each size)."""
+    assert main(["evaluate", str(run_dir / "best.pt"), "--data", str(slice_file), "--json"]) == 0
+    reported = json.loads(capsys.readouterr().out)["metrics"]["relative_energy"]
+    assert main(["predict", str(run_dir / "best.pt"), str(slice_file), str(tmp_path / "p.xyz")]) == 0
+    frames = ase.io.read(tmp_path / "p.xyz", ":")
+    errors = []
+    for n in {len(a) for a in frames}:
+        group = [a for a in frames if len(a) == n]
+        low = min(group, key=lambda a: a.info["dft_energy"])
+        errors += [(a.info["pred_energy"] - low.info["pred_energy"]) - (a.info["dft_energy"] - low.info["dft_energy"])
+                   for a in group if a is not low]
+    assert reported["n_pairs"] == len(errors) == 24 - 8 and reported["n_formulas"] == 8
+    assert reported["mae_meV"] == pytest.approx(1000 * np.mean(np.abs(errors)), rel=1e-4, abs=1e-3)
+    assert reported["mae"] == pytest.approx(reported["mae_meV"] / 43.364, rel=1e-3)  # 1 kcal/mol = 43.364 meV
 
 
 def test_predict_keeps_keys_and_refuses_overwrite(run_dir, slice_file, tmp_path, capsys):

@@ -9,6 +9,7 @@ from equiprop import datasets
 from equiprop.data import LabelKeys, read_labels
 from equiprop.data.split import split_indices
 from equiprop.keys import Property
+from equiprop.sampling.guard import min_heavy_distance
 
 ALL = [Property.ENERGY, Property.DIPOLE, Property.CHARGES, Property.FORCES]
 
@@ -25,6 +26,24 @@ def test_water_pbe0_has_all_four_labels():
     oxygen = np.concatenate([q[a.numbers == 8] for q, a in zip(labels[Property.CHARGES], frames)])
     assert -0.45 < oxygen.mean() < -0.25
     assert datasets.water_pbe0()[0] is not frames[0]  # fresh copies
+
+
+def test_water_pbe0_sampled_is_real_water_with_the_same_labels():
+    frames = datasets.water_pbe0_sampled()
+    labels = read_labels(frames, ALL, LabelKeys(), source="water_pbe0_sampled")
+    assert {a.info["sample"] for a in frames} == {"md", "minimum"}
+    sizes = {len(a) // 3 for a in frames}
+    assert sizes <= set(range(2, 13)) and len(sizes) >= 9  # 2-12 waters
+    assert {a.info["temperature"] for a in frames if a.info["sample"] == "md"} <= {200.0, 300.0, 400.0}
+    assert max(abs(q.sum()) for q in labels[Property.CHARGES]) < 1e-6
+    per_water = np.array([e / (len(a) / 3) for e, a in zip(labels[Property.ENERGY], frames)])
+    assert -2076 < per_water.mean() < -2075 and np.ptp(per_water) < 1.0  # same method as water_pbe0
+    for atoms in frames:  # traceless symmetric quadrupoles
+        theta = np.asarray(atoms.info["dft_quadrupole"]).reshape(3, 3)
+        assert abs(np.trace(theta)) < 1e-6 and np.allclose(theta, theta.T)
+    closest = min(min_heavy_distance(a) for a in frames)
+    assert 2.0 < closest < min(min_heavy_distance(a) for a in datasets.water_pbe0())  # the repulsive wall random data lack
+    assert len(datasets.water()) == 400 + len(frames)
 
 
 def test_split_is_deterministic_and_disjoint():

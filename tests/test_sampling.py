@@ -97,6 +97,15 @@ def test_minima_have_places_whatever_their_score():
     assert select(candidates, scores, Selection(n=3, low=0.1, high=2.0)) == [3, 4]  # no places: minima below low
 
 
+def test_per_size_cap_spreads_the_budget_over_sizes():
+    candidates = [water_cluster(n, seed=s) for n, s in [(4, 0), (4, 1), (4, 2), (2, 3), (4, 4), (2, 5)]]
+    for k, atoms in enumerate(candidates):
+        atoms.info["trajectory"] = str(k)
+    scores = np.array([0.9, 0.8, 0.7, 0.2, 0.6, 0.1])  # the big clusters score highest
+    assert select(candidates, scores, Selection(n=4, low=0.0, high=2.0)) == [0, 1, 2, 4]
+    assert select(candidates, scores, Selection(n=4, low=0.0, high=2.0, per_size=2)) == [0, 1, 3, 5]
+
+
 def test_fingerprint_ignores_rotation_translation_and_order():
     atoms = water_cluster(3, seed=9)
     moved = rotated(atoms, random_rotation(1), shift=(1, 2, 3))[np.random.default_rng(0).permutation(len(atoms))]

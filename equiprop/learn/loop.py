@@ -55,6 +55,7 @@ class LearnConfig:
     low: float | None = None  # None: the 90th percentile of the committee's score on its own test split (in_domain_score)
     high: float = 1.5
     per_trajectory: int = 3
+    per_size: int | None = None  # at most this many selected frames of one size per round (None: no cap)
     minima: int = 4  # places per round for the explored minima, whatever their score (learn/select.py)
     explore: dict = field(default_factory=dict)  # ExploreSettings fields; md/relax/guard as nested mappings
     seed: int = 0
@@ -141,7 +142,8 @@ def _train_explore_select(config: LearnConfig, k: int, folder: Path, train_commi
     found = explore(committee, config.explore_settings(), seed, earlier, log)
     scores, predicted = score(committee, found.candidates)
     explore_seconds = time.perf_counter() - start
-    rule = Selection(config.select, low, config.high, per_trajectory=config.per_trajectory, minima=config.minima)
+    rule = Selection(config.select, low, config.high, per_trajectory=config.per_trajectory, minima=config.minima,
+                     per_size=config.per_size)
     chosen = select(found.candidates, scores, rule, known=data)
     write_structures(folder / "candidates.xyz", found.candidates, overwrite=True)
     if found.minima:

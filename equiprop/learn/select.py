@@ -7,7 +7,10 @@ its own test split: a label teaches little) and ``high`` (so far out that the
 DFT describes a geometry no simulation of the real system visits), skipping
 near-duplicates of each other and of data already labelled, and at most
 ``per_trajectory`` from one trajectory, so one run-away does not take the
-whole budget. Minima (``info["sample"] == "minimum"``) get ``minima`` places
+whole budget, and at most ``per_size`` of one size (atom count): the largest
+per-atom spread grows with the number of atoms, so without a cap the budget
+goes to the largest clusters (rounds 0 and 1 of the shipped set took no
+dimers or trimers). Minima (``info["sample"] == "minimum"``) get ``minima`` places
 regardless of ``low``: they are the structures users ask about (isomer
 energies), and a committee that agrees there can still be wrong there (the
 shipped model's error on cluster minima is 3-4x its error on random clusters).
@@ -39,6 +42,7 @@ class Selection:
     duplicate_rms: float = 0.02
     per_trajectory: int = 3
     minima: int = 0  # places for minima regardless of low (highest score first)
+    per_size: int | None = None  # at most this many of one atom count (None: no cap)
 
 
 def select(candidates: list[Atoms], scores: np.ndarray, rule: Selection, known: list[Atoms] = ()) -> list[int]:
@@ -63,7 +67,7 @@ class _Taken:
     """The frames chosen so far, with the duplicate and per-trajectory bookkeeping."""
 
     def __init__(self, rule: Selection, known):
-        self.rule, self.chosen, self.per_trajectory = rule, [], {}
+        self.rule, self.chosen, self.per_trajectory, self.per_size = rule, [], {}, {}
         self.by_size: dict[int, list[np.ndarray]] = {}
         for atoms in known:
             self.by_size.setdefault(len(atoms), []).append(fingerprint(atoms))
@@ -72,9 +76,12 @@ class _Taken:
         trajectory = atoms.info.get("trajectory", f"#{k}")
         if self.per_trajectory.get(trajectory, 0) >= self.rule.per_trajectory:
             return
+        if self.rule.per_size is not None and self.per_size.get(len(atoms), 0) >= self.rule.per_size:
+            return
         mark, others = fingerprint(atoms), self.by_size.setdefault(len(atoms), [])
         if any(rms_difference(mark, other) < self.rule.duplicate_rms for other in others):
             return
         others.append(mark)
         self.per_trajectory[trajectory] = self.per_trajectory.get(trajectory, 0) + 1
+        self.per_size[len(atoms)] = self.per_size.get(len(atoms), 0) + 1
         self.chosen.append(int(k))

@@ -10,7 +10,7 @@ from equiprop.data.io import read_structures
 from equiprop.data.labels import LabelKeys
 from equiprop.data.split import read_split, stratified_split, structure_kind
 from equiprop.data.typemap import TypeMap
-from equiprop.datasets import water_pbe0_path
+from equiprop.datasets import WATER_NAME, water
 from equiprop.datasets.qm9_conversion import LABEL_KEYS as QM9_LABEL_KEYS
 from equiprop.datasets.qm9_conversion import qm9
 from equiprop.errors import InputError
@@ -41,17 +41,13 @@ def label_keys(config: TrainConfig) -> LabelKeys:
     return LabelKeys(**{name.removesuffix("_key"): key for name, key in keys.items()})
 
 
-def data_path(path: str | None):
-    """The data file, or the shipped PBE0 water clusters when None."""
-    return water_pbe0_path() if path is None else path
-
-
 def read_data(config: TrainConfig) -> tuple[list, str]:
-    """Frames of ``config.data`` and a name for messages (QM9 comes from its package)."""
+    """Frames of ``config.data`` and a name for messages (QM9 from its package, both shipped water sets for None)."""
     if config.data == QM9:
         return qm9(), "QM9 (qm9pack)"
-    path = data_path(config.data)
-    return read_structures(path), str(path)
+    if config.data is None:
+        return water(), WATER_NAME
+    return read_structures(config.data), str(config.data)
 
 
 def type_map_for(config: TrainConfig, frames) -> TypeMap:
