@@ -34,7 +34,7 @@ def test_water_pbe0_sampled_is_real_water_with_the_same_labels():
     assert {a.info["sample"] for a in frames} == {"md", "minimum"}
     sizes = {len(a) // 3 for a in frames}
     assert sizes <= set(range(2, 13)) and len(sizes) >= 9  # 2-12 waters
-    assert {a.info["temperature"] for a in frames if a.info["sample"] == "md"} <= {200.0, 300.0, 400.0}
+    assert {a.info["md_temperature"] for a in frames if a.info["sample"] == "md"} <= {200.0, 300.0, 400.0}
     assert max(abs(q.sum()) for q in labels[Property.CHARGES]) < 1e-6
     per_water = np.array([e / (len(a) / 3) for e, a in zip(labels[Property.ENERGY], frames)])
     assert -2076 < per_water.mean() < -2075 and np.ptp(per_water) < 1.0  # same method as water_pbe0
