@@ -8,6 +8,7 @@ from conftest import water_cluster
 from equiprop import datasets
 from equiprop.data import LabelKeys, read_labels
 from equiprop.data.split import split_indices
+from equiprop.errors import InputError
 from equiprop.keys import Property
 from equiprop.sampling.guard import min_heavy_distance
 
@@ -68,3 +69,13 @@ def test_label_alternatives():
     assert labels[Property.ENERGY][0] == -5.0
     assert labels[Property.CHARGES][0][0] == -0.4
     assert labels[Property.DIPOLE][0][2] == 0.3
+
+
+def test_a_configured_key_never_falls_back_to_another_label():
+    frame = water_cluster(1)
+    frame.calc = SinglePointCalculator(frame, energy=-5.0)
+    assert read_labels([frame], [Property.ENERGY])[Property.ENERGY][0] == -5.0  # default key: calc energy
+    with pytest.raises(InputError, match=r"structure 0: no energy label: key 'E_pbe' is not in atoms.info$"):
+        read_labels([frame], [Property.ENERGY], LabelKeys(energy="E_pbe"))
+    frame.info["E_pbe"] = -6.0
+    assert read_labels([frame], [Property.ENERGY], LabelKeys(energy="E_pbe"))[Property.ENERGY][0] == -6.0

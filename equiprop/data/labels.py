@@ -15,10 +15,11 @@ class LabelKeys:
     """Where each property's reference value lives in a frame.
 
     Structure labels (energy, dipole) are looked up in ``atoms.info``, per-atom
-    labels (charges, forces) in ``atoms.arrays``. When the key is absent, the
-    common alternatives are tried in order: ``atoms.calc.results[<property>]``
+    labels (charges, forces) in ``atoms.arrays``. A key left at its default
+    that is absent falls back, in order, to ``atoms.calc.results[<property>]``
     (ASE's extxyz reader puts ``energy``/``forces``/``dipole``/``charges`` there),
-    the bare property name, then ``REF_<property>`` (MACE's convention).
+    the bare property name, then ``REF_<property>`` (MACE's convention). A key
+    set to anything else must be there: a typo is an error, never another label.
     Defaults follow the FHI-aims/ASE water workflow.
     """
 
@@ -30,6 +31,10 @@ class LabelKeys:
 
     def key(self, prop: Property) -> str:
         return getattr(self, prop.value)
+
+
+#: The default key of each property; only these fall back to the alternatives.
+DEFAULT_KEYS = {prop: LabelKeys().key(prop) for prop in Property}
 
 
 def _expected_shape(prop: Property, n_atoms: int) -> tuple[int, ...]:
@@ -73,6 +78,8 @@ def _lookup(atoms: Atoms, prop: Property, key: str, at: str) -> tuple[object, st
     results = getattr(atoms.calc, "results", None) or {}
     if key in store:
         return store[key], key
+    if key != DEFAULT_KEYS[prop]:
+        raise InputError(f"{at}: no {prop.value} label: key {key!r} is not in atoms.{place}")
     if prop.value in results:
         return results[prop.value], f"calc.results[{prop.value!r}]"
     for alternative in (prop.value, f"REF_{prop.value}"):
