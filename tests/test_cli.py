@@ -146,7 +146,10 @@ def test_check_passes_and_fails_on_tolerance(run_dir, slice_file, capsys):
     assert main(["check", ckpt, "--data", str(slice_file), "--n-structures", "4", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["passed"] and set(result["max_deviation"]) == {"charges", "dipole", "energy", "forces"}
-    assert main(["check", ckpt, "--data", str(slice_file), "--n-structures", "4", "--tol", "1e-30"]) == 1
+    assert result["units"]["energy"] == "eV/atom" and result["tolerance"] == 1e-4
+    assert main(["check", ckpt, "--data", str(slice_file), "--n-structures", "4", "--tol", "0"]) == 1  # 0 is honoured
+    assert "FAILED (tolerance 0e+00)" in capsys.readouterr().out
+    assert main(["check", ckpt, "--data", str(slice_file), "--tol", "-1"]) == 2
 
 
 @pytest.mark.parametrize(
