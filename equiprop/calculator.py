@@ -28,7 +28,8 @@ class EquipropCalculator(Calculator):
             region the members agree on (the training data's domain).
 
     Provides what the model was trained for: ``get_potential_energy``,
-    ``get_forces`` (energy models), ``get_dipole_moment``, ``get_charges``.
+    ``get_forces`` (energy models), ``get_dipole_moment`` (open structures only: for
+    a periodic cell ASE raises ``PropertyNotImplementedError``), ``get_charges``.
     A committee checkpoint (``equiprop train --ensemble N``) gives the members'
     means, and ``results["energy_std"]`` (eV) and ``results["forces_std"]``
     (``[n_atoms]``, eV/Angstrom; see :func:`equiprop.models.committee.spread`).
@@ -58,7 +59,7 @@ class EquipropCalculator(Calculator):
         if "energy" in out:
             self.results["energy"] = self.results["free_energy"] = float(out["energy"][0])
             self.results["forces"] = out["forces"][0].astype(float)
-        if "dipole" in out:
+        if "dipole" in out and not self.atoms.pbc.any():  # not defined for a cell: get_dipole_moment raises
             self.results["dipole"] = out["dipole"][0].astype(float)
         if "charges" in out:
             self.results["charges"] = out["charges"][0].astype(float)

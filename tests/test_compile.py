@@ -82,7 +82,7 @@ def test_compiled_prediction_equals_eager(monkeypatch):
     monkeypatch.setattr(so3net, "CHECKPOINT_ATOMS", 1)
     compiled = model.predict(frames, batch_size=2, compile=True)
     for key in ("energy", "dipole"):
-        assert np.allclose(compiled[key], eager[key], rtol=1e-4, atol=1e-5), key
+        assert np.allclose(compiled[key], eager[key], rtol=1e-4, atol=1e-5, equal_nan=True), key  # the box: NaN dipole
     for key in ("charges", "forces"):
         assert np.allclose(np.concatenate(compiled[key]), np.concatenate(eager[key]), rtol=1e-4, atol=1e-5), key
 

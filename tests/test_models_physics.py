@@ -7,6 +7,8 @@ from ase.build import make_supercell
 
 from conftest import assert_close, make_model, periodic_water, random_rotation, rotated, water_cluster
 
+from equiprop.data import collate, frames_to_graphs
+
 KINDS = ["schnet", "so3net"]
 #: the models and SO3Net with l = 2 harmonics on l <= 1 features (``sh_lmax > lmax``: other couplings)
 VARIANTS = [("schnet", {}), ("so3net", {}), ("so3net", {"lmax": 1, "sh_lmax": 2})]
@@ -22,8 +24,38 @@ def test_rotation_and_translation(kind, dtype):
         new = model.predict([rotated(frame, R, shift=(1.7, -3.2, 0.4))])
         assert_close(new["charges"][0], ref["charges"][0], dtype)
         assert_close(new["energy"], ref["energy"], dtype)
-        assert_close(new["dipole"], ref["dipole"] @ R.T, dtype)
+        if frame.pbc.any():  # a cell's dipole is not defined (test_a_periodic_dipole_is_not_reported)
+            assert np.isnan(new["dipole"]).all() and np.isnan(ref["dipole"]).all()
+        else:
+            assert_close(new["dipole"], ref["dipole"] @ R.T, dtype)
         assert_close(new["forces"][0], ref["forces"][0] @ R.T, dtype)
+
+
+def test_a_periodic_dipole_is_not_reported():
+    """Moving an atom by a lattice vector changes ``sum q_i r_i`` but not the structure: no dipole for cells."""
+    from ase.calculators.calculator import PropertyNotImplementedError
+
+    from equiprop.calculator import EquipropCalculator
+    from equiprop.data.labels import read_label
+    from equiprop.errors import InputError
+    from equiprop.keys import Property
+
+    model = make_model("so3net", torch.float64)
+    cell = periodic_water(seed=2)
+    moved = cell.copy()
+    moved.positions[0] += cell.cell[0]
+    raw = [model(collate(frames_to_graphs([a], model.type_map, model.cutoff)))[Property.DIPOLE] for a in (cell, moved)]
+    assert (raw[0] - raw[1]).abs().max() > 1e-3  # what a reported dipole would do
+    ref, new = model.predict([cell]), model.predict([moved])
+    assert_close(new["energy"], ref["energy"], torch.float64)
+    assert np.isnan(new["dipole"]).all() and not np.isnan(model.predict([water_cluster(2)])["dipole"]).any()
+    moved.calc = EquipropCalculator(model)
+    moved.get_potential_energy()
+    with pytest.raises(PropertyNotImplementedError):
+        moved.get_dipole_moment()
+    cell.info["dft_dipole"] = np.zeros(3)
+    with pytest.raises(InputError, match="structure 5 of cell.xyz: a dipole label 'dft_dipole' on a periodic"):
+        read_label(cell, Property.DIPOLE, "dft_dipole", 5, "cell.xyz")
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -56,7 +88,9 @@ def test_batch_equals_singles(kind, dtype):
     for k, frame in enumerate(frames):
         single = model.predict([frame])
         assert_close(batched["energy"][k], single["energy"][0], dtype)
-        assert_close(batched["dipole"][k], single["dipole"][0], dtype)
+        np.testing.assert_equal(np.isnan(batched["dipole"][k]), bool(frame.pbc.any()))  # NaN for the cell
+        if not frame.pbc.any():
+            assert_close(batched["dipole"][k], single["dipole"][0], dtype)
         assert_close(batched["charges"][k], single["charges"][0], dtype)
         assert_close(batched["forces"][k], single["forces"][0], dtype)
 

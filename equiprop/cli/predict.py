@@ -5,6 +5,7 @@ import numpy as np
 from equiprop.data.io import read_structures, write_structures
 from equiprop.errors import InputError
 from equiprop.keys import is_per_atom
+from equiprop.models.predict import DIPOLE_KEYS
 from equiprop.train.checkpoint import load_model
 
 PREFIX = "pred_"
@@ -39,10 +40,16 @@ def run_predict(args) -> int:
     model = load_model(args.checkpoint, args.device)
     frames = read_structures(args.input)
     out = model.predict(frames, batch_size=args.batch_size, source=args.input, compile=args.compile)
+    periodic = [k for k, atoms in enumerate(frames) if atoms.pbc.any()]
     for k, atoms in enumerate(frames):
         for key, values in out.items():
+            if key in DIPOLE_KEYS and k in periodic:
+                continue
             value = np.asarray(values[k], dtype=float)
             (atoms.arrays if is_per_atom(key) else atoms.info)[PREFIX + key] = value
     write_structures(args.output, frames, overwrite=args.overwrite)
     print(f"wrote {len(frames)} structures with {', '.join(PREFIX + k for k in out)} to {args.output}")
+    if periodic and DIPOLE_KEYS & out.keys():
+        print(f"no {PREFIX}dipole for the {len(periodic)} periodic structures (first: {periodic[0]}): "
+              "a cell's dipole depends on how its atoms are wrapped")
     return 0

@@ -53,9 +53,12 @@ def read_label(
     """The label of ``prop`` stored under ``key`` in one frame, as float64.
 
     Raises InputError naming the structure and key if the label is missing,
-    non-numeric, wrongly shaped or not finite.
+    non-numeric, wrongly shaped or not finite, or a dipole of a periodic structure.
     """
     at = where(index, source)
+    if prop in (Property.DIPOLE, Property.DIPOLE_MAGNITUDE) and atoms.pbc.any():
+        raise InputError(f"{at}: a {prop.value} label {key!r} on a periodic structure: the dipole of a cell "
+                         "depends on how its atoms are wrapped, so equiprop learns dipoles of open structures only")
     value, key = _lookup(atoms, prop, key, at)
     try:
         array = np.asarray(value, dtype=np.float64)

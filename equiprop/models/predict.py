@@ -27,6 +27,9 @@ def predict(model, frames, batch_size: int = 32, source: str | None = None, runn
     with one array per structure (``[n_atoms_k]``, ``[n_atoms_k, 3]``);
     ``dipole`` is ``[n_structures, 3]`` and ``energy`` ``[n_structures]``.
     Forces come with every energy model. Units: e, e*Angstrom, eV, eV/Angstrom.
+    The dipole (and its magnitude and spread) of a periodic structure is NaN: a
+    cell's ``sum_i q_i r_i`` changes when an atom moves by a lattice vector, so it
+    is not a property of the structure.
     A :class:`~equiprop.models.committee.Committee` gives the members' means and,
     from :func:`~equiprop.models.committee.spread`, ``energy_std``, ``dipole_std``
     ``[n_structures]``, ``charges_std`` and ``forces_std`` (one array ``[n_atoms_k]``
@@ -69,7 +72,15 @@ def predict(model, frames, batch_size: int = 32, source: str | None = None, runn
                 chunks.setdefault(str(name), []).extend(np.split(value, np.cumsum(sizes)[:-1]) if per_atom else value)
     finally:
         model.train(was_training)
-    return {name: values if is_per_atom(name) else np.stack(values) for name, values in chunks.items()}
+    out = {name: values if is_per_atom(name) else np.stack(values) for name, values in chunks.items()}
+    periodic = np.array([bool(np.any(atoms.pbc)) for atoms in frames], dtype=bool)
+    for name in DIPOLE_KEYS & out.keys():  # defined only up to how the atoms are wrapped in the cell
+        out[name] = np.where(periodic.reshape(-1, *[1] * (out[name].ndim - 1)), np.nan, out[name])
+    return out
+
+
+#: Outputs left NaN for periodic structures (see :func:`predict`).
+DIPOLE_KEYS = {"dipole", "dipole_magnitude", "dipole_std"}
 
 
 def _committee_outputs(model: Committee, batch, with_forces: bool) -> dict:
