@@ -194,3 +194,17 @@ def test_label_on_cuda_without_a_gpu_is_a_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "no CUDA GPU" in err and "\n" not in err
     assert not (tmp_path / "out.xyz").exists() or (tmp_path / "out.xyz").stat().st_size == 0
+
+
+def test_a_periodic_input_is_an_error_before_anything_is_computed(tmp_path, capsys):
+    """Gas-phase labels written onto a cell would look periodic: the labeller refuses cells."""
+    frames = [molecule("H2O"), molecule("H2O")]
+    frames[1].cell, frames[1].pbc = np.eye(3) * 6.0, True
+    ase.io.write(tmp_path / "w.xyz", frames)
+    compute = fake_compute()
+    with pytest.raises(InputError, match=r"structure 1 of .*w.xyz: periodic"):
+        label_file(tmp_path / "w.xyz", tmp_path / "out.xyz", compute=compute, log=lambda m: None)
+    assert compute.calls == [] and not (tmp_path / "out.xyz").exists()
+    assert main(["label", str(tmp_path / "w.xyz"), str(tmp_path / "out.xyz")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "periodic" in err and "pbc=False" in err and "\n" not in err

@@ -48,6 +48,14 @@ def charge_and_spin(atoms: Atoms, index: int = 0, source: str | None = None) -> 
     return tuple(_integer(atoms.info.get(key, 0), key, where(index, source)) for key in ("charge", "spin"))
 
 
+def check_molecule(atoms: Atoms, index: int = 0, source: str | None = None) -> None:
+    """InputError for a periodic structure: the labeller computes isolated molecules only."""
+    if atoms.pbc.any():
+        raise InputError(f"{where(index, source)}: periodic (pbc={atoms.pbc.tolist()}); equiprop label computes isolated "
+                         "molecules (gas-phase PySCF), so its labels would not be those of the cell; set pbc=False "
+                         "to label the atoms as one molecule")
+
+
 def _integer(value, key: str, at: str) -> int:
     try:
         number = float(value)
@@ -81,6 +89,7 @@ def compute_labels(atoms: Atoms, settings: DFTSettings, index: int = 0, source: 
     from pyscf import dft
 
     check_device(settings)
+    check_molecule(atoms, index, source)
     start = time.perf_counter()
     charge, spin = charge_and_spin(atoms, index, source)
     try:

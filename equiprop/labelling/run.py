@@ -14,7 +14,7 @@ from tqdm import tqdm
 from equiprop.data.io import read_structures
 from equiprop.data.labels import LabelKeys
 from equiprop.errors import InputError
-from equiprop.labelling.pyscf_labels import DFTLabels, check_device, compute_labels
+from equiprop.labelling.pyscf_labels import DFTLabels, check_device, check_molecule, compute_labels
 from equiprop.labelling.settings import DFTSettings
 
 #: ``info`` key recording which input frame an output frame was computed from.
@@ -57,12 +57,14 @@ def label_file(
 
     An existing output is resumed (its frames must come from this input); with
     ``overwrite`` it is replaced. Frames whose SCF does not converge are
-    reported and left out.
+    reported and left out. A periodic frame is an error (the labeller computes molecules).
     """
     input_path, output_path = Path(input_path), Path(output_path)
     if compute is compute_labels:
         check_device(settings)  # before anything is read or written
     frames = read_structures(input_path)
+    for k, atoms in enumerate(frames):  # before anything is written
+        check_molecule(atoms, k, str(input_path))
     if output_path.resolve() == input_path.resolve():
         raise InputError(f"{output_path}: the output would overwrite the input; choose another file")
     if output_path.exists() and overwrite:
