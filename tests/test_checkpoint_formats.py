@@ -42,3 +42,13 @@ def test_format2_so3net_run_cannot_be_resumed(tmp_path):
     (run / "last.pt").write_bytes((DATA / "so3net-format2.pt").read_bytes())
     with pytest.raises(InputError, match="older equiprop.*start a new one"):
         _resumed_trainer(TrainConfig(), run, print, None, torch.device("cpu"))
+
+
+def test_format2_conversion_cuts_only_the_last_interactions_degree_weights(tmp_path):
+    """A format 2 file whose other weights do not fit is an error, not silently cropped into a working model."""
+    payload = torch.load(DATA / "so3net-format2.pt", weights_only=True)
+    key = "interactions.0.mix.weight"  # first interaction: never trimmed
+    payload["state_dict"][key] = torch.cat([payload["state_dict"][key]] * 2, dim=1)
+    torch.save(payload, tmp_path / "bad.pt")
+    with pytest.raises(InputError, match=f"weights do not fit.*{key}"):
+        load_model(tmp_path / "bad.pt")

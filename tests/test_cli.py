@@ -101,6 +101,24 @@ def test_nan_loss_keeps_last_good_checkpoint(slice_file, tmp_path):
     assert all(torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point())
 
 
+def test_nan_validation_loss_stops_and_keeps_last_good_checkpoint(slice_file, tmp_path):
+    """The validated (moving-average) model goes bad while the trained one stays finite: only validation sees it."""
+    cfg = TrainConfig(model="schnet", data=str(slice_file), epochs=3, out=str(tmp_path / "r"), features=8,
+                      interactions=1, n_rbf=8, batch_size=8, cutoff=3.0, targets=["charges"])
+
+    def poison(trainer):
+        if trainer.progress.epoch == 1 and trainer.progress.batch == 1:
+            with torch.no_grad():
+                next(trainer.ema.module.parameters()).fill_(float("nan"))
+
+    with pytest.raises(TrainingStopped, match="non-finite validation loss at epoch 2") as stop:
+        train(cfg, log=lambda m: None, on_step=poison)
+    assert stop.value.code == 1
+    last = torch.load(tmp_path / "r" / "last.pt", weights_only=True)
+    assert last["training"]["progress"]["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in last["training"]["ema"].values() if v.is_floating_point())
+
+
 def test_evaluate_json(run_dir, slice_file, capsys):
     assert main(["evaluate", str(run_dir / "best.pt"), "--data", str(slice_file), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)

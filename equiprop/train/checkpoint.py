@@ -96,6 +96,7 @@ def _trim_last_interaction(hparams: dict, state: dict) -> dict:
     product = model.interactions[last].product
     full = coupling_paths(product.lmax, product.lmax, product.lmax)
     rows = [full.index(p) for p in coupling_paths(product.lmax, product.lmax, product.lmax_out)]
+    leading = {f"interactions.{last}.{name}" for name in TRIMMED_BY_DEGREE}
     trimmed = {}
     for key, target in model.state_dict().items():
         if key not in state:
@@ -103,10 +104,20 @@ def _trim_last_interaction(hparams: dict, state: dict) -> dict:
         value = state[key]
         if key == f"interactions.{last}.product.weight":
             value = value[rows]
-        elif value.shape != target.shape:
+        elif key in leading and value.shape != target.shape and _covers(value.shape, target.shape):
             value = value[tuple(slice(0, n) for n in target.shape)]
-        trimmed[key] = value
+        trimmed[key] = value  # any other mismatch stays, and load_state_dict reports it
     return trimmed
+
+
+#: Weights of format 2's last SO3Net interaction kept for their leading degrees in format 3 (the product's paths
+#: are picked by :func:`equiprop.nn.irreps.coupling_paths`); nothing else is ever cut.
+TRIMMED_BY_DEGREE = ("pre_gate.weight", "gate.gates.weight", "gate.gates.bias", "mix.weight")
+
+
+def _covers(shape, target) -> bool:
+    """Same rank, and at least as large as ``target`` along every axis."""
+    return len(shape) == len(target) and all(n >= m for n, m in zip(shape, target))
 
 
 def model_from_checkpoint(payload: dict, source="checkpoint", device="cpu"):

@@ -278,16 +278,17 @@ class Trainer:
         self._check_finite(loss, step)
         return [loss]
 
-    def _check_finite(self, loss: float, step: int) -> None:
+    def _check_finite(self, loss: float, step: int, what: str = "loss") -> None:
         if not math.isfinite(loss):
             raise TrainingStopped(
-                f"non-finite loss at epoch {self.progress.epoch + 1}, step {step}; "
+                f"non-finite {what} at epoch {self.progress.epoch + 1}, step {step}; "
                 f"the last good checkpoint is {self.run_dir / 'last.pt'} (end of epoch {self.progress.epoch})", code=1)
 
     def _end_epoch(self, sums: ErrorSums, losses: list[float]) -> None:
         sums.sums = all_sum(sums.sums.to(self.device), self.ranks)
         val_sums = self.validate()
         val_loss = sum(self.weights[p] * mse / self.scales[p] ** 2 for p, mse in val_sums.mse().items())
+        self._check_finite(val_loss, self.progress.step, "validation loss")  # before last.pt is replaced
         self.scheduler.step(val_loss)
         improved = val_loss < self.progress.best_val
         self.progress.best_val = min(self.progress.best_val, val_loss)
