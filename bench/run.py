@@ -62,15 +62,16 @@ def write_split(folder: Path) -> None:
 
 
 def run_job(label, python, script, flags, budget, split, common=COMMON, out_dir=OUT, allocator="equal",
-            timeout: float | None = None) -> dict | None:
-    """Run one model's benchmark script in its own process (and venv); its JSON report, or None.
+            timeout: float | None = None) -> dict:
+    """Run one model's benchmark script in its own process (and venv); its JSON report.
 
     ``common`` holds the flags every job gets (sizes, threads, device); a job
-    still running after ``timeout`` seconds is stopped and reported as failed.
+    still running after ``timeout`` seconds is stopped. A job that did not run
+    or failed gives ``{"label": ..., "failed": reason}``: the table lists it.
     """
     if not (ROOT / python).exists() and not Path(python).exists():
         print(f"skip {label}: {python} missing (run bash bench/peers/setup_peers.sh)")
-        return None
+        return {"label": label, "failed": f"not installed ({Path(python).parent.parent.name}: bash bench/peers/setup_peers.sh)"}
     out = Path(out_dir) / (label.replace(" ", "_").replace("(", "").replace(")", "") + ".json")
     env = dict(os.environ)  # jobs run one after another: keep the machine otherwise idle (docs/performance.md)
     if allocator == "equal":
@@ -81,10 +82,11 @@ def run_job(label, python, script, flags, budget, split, common=COMMON, out_dir=
         done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         print(f"  failed: still running after {timeout:.0f} s, stopped")
-        return None
+        return {"label": label, "failed": f"still running after {timeout:.0f} s, stopped"}
     if done.returncode != 0:
-        print("  failed:\n    " + "\n    ".join(done.stderr.strip().splitlines()[-5:]))
-        return None
+        tail = done.stderr.strip().splitlines()[-5:]
+        print("  failed:\n    " + "\n    ".join(tail))
+        return {"label": label, "failed": f"exit {done.returncode}: {(tail or [''])[-1][:120]}"}
     result = json.loads(out.read_text())
     result["label"] = label
     summary = {k: result.get(k) for k in ("n_params", "train_structures_per_s", "epochs", "peak_memory_mib", "peak_gpu_mib",
@@ -94,12 +96,16 @@ def run_job(label, python, script, flags, budget, split, common=COMMON, out_dir=
 
 
 def table(results: list[dict]) -> str:
-    reference = next((r for r in results if r["label"] == JOBS[0][0]), results[0])
+    ran = [r for r in results if "failed" not in r]
+    reference = next((r for r in ran if r["label"] == JOBS[0][0]), ran[0] if ran else None)
     gpu = any("peak_gpu_mib" in r for r in results)
     head = ["model", "params", "train structures/s", "x equiprop SO3Net", "inference structures/s (atoms/s)", "peak RSS MiB"]
     head += ["peak GPU MiB"] * gpu + [name for _, name, _ in ERRORS]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
+        if "failed" in r:
+            lines.append("| " + " | ".join([r["label"], f"failed: {r['failed'].replace('|', '/')}"] + ["-"] * (len(head) - 2)) + " |")
+            continue
         speed, ours = r["train_structures_per_s"], reference["train_structures_per_s"]
         timed = speed is not None and ours is not None  # None: the budget ended within the warm-up steps
         row = [r["label"], f"{r['n_params']:,}", f"{speed:.0f}" if speed else "-", f"{speed / ours:.2f}" if timed else "-",
@@ -151,9 +157,7 @@ def main():
     results = []
     for label, venv, script, flags in jobs:
         python = sys.executable if venv is None else str(Path(args.venvs) / venv / "bin" / "python")
-        result = run_job(label, python, script, flags, args.budget, split, common, out_dir, args.allocator, timeout)
-        if result is not None:
-            results.append(result)
+        results.append(run_job(label, python, script, flags, args.budget, split, common, out_dir, args.allocator, timeout))
     text = table(results)
     print(text)
     command = "python bench/run.py " + " ".join(sys.argv[1:])
