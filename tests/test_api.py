@@ -38,11 +38,21 @@ def test_targets_are_checked():
 
 @pytest.mark.parametrize("sh_lmax", [None, 2])
 def test_hparams_rebuild_the_model(sh_lmax):
+    import torch
+
     m = equiprop.SO3Net(elements=["O", "H"], cutoff=2.5, lmax=1, sh_lmax=sh_lmax, features=8, interactions=1, targets=["energy"])
+    torch.manual_seed(1)
+    with torch.no_grad():  # an untrained energy head outputs exactly 0: randomise every weight
+        for p in m.parameters():
+            p.normal_(std=0.5)
     clone = equiprop.SO3Net(**m.hparams)
     clone.load_state_dict(m.state_dict())
     frames = [water_cluster(2)]
-    assert np.array_equal(clone.predict(frames)["energy"], m.predict(frames)["energy"])
+    ours, theirs = m.predict(frames), clone.predict(frames)
+    assert np.abs(ours["energy"]).min() > 1e-3 and np.abs(ours["forces"][0]).max() > 1e-3
+    assert np.array_equal(theirs["energy"], ours["energy"]) and np.array_equal(theirs["forces"][0], ours["forces"][0])
+    other = equiprop.SO3Net(**m.hparams)  # same hparams, its own weights: a different function
+    assert not np.allclose(other.predict(frames)["forces"][0], ours["forces"][0])
     assert m.hparams["elements"] == ["O", "H"] and m.hparams["dtype"] == "float32" and m.hparams["sh_lmax"] == sh_lmax
 
 

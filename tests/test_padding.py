@@ -96,16 +96,26 @@ def test_padded_batch_gives_the_same_loss_and_gradients(kind, sizes, paired):
 
 
 def test_padding_edges_carry_no_messages():
-    """The real atoms' predictions do not change when the padding atom moves (its edges lie beyond the cutoff)."""
+    """The padding atom's edges (to its own image one padding cell away) lie beyond the cutoff and change nothing.
+
+    Control: the same edges with the image inside the cutoff do change the padding
+    structure's energy, so the comparison can see a message.
+    """
     model, batch, labels = model_and_batch("so3net", True)
     padded = pad_batch(batch, labels, PaddedShape.of(batch, structures=3), CUTOFF)
-    n = batch.positions.shape[0]
-    first = model(padded.batch, compute_forces=True)
-    moved_positions = padded.batch.positions.clone()
-    moved_positions[n:] += torch.tensor([0.3, -0.2, 0.1], dtype=torch.float64)
-    second = model(replace(padded.batch, positions=moved_positions), compute_forces=True)
-    assert torch.equal(first[Property.FORCES][:n], second[Property.FORCES][:n])
-    assert torch.equal(first[Property.ENERGY][:3], second[Property.ENERGY][:3])
+
+    def with_padding_cell(width: float):
+        cell = padded.batch.cell.clone()
+        cell[-1] = torch.eye(3, dtype=torch.float64) * width
+        out = model(replace(padded.batch, cell=cell), compute_forces=True)
+        return out[Property.ENERGY].detach(), out[Property.FORCES].detach()
+
+    (energy, forces), (farther, farther_forces) = with_padding_cell(2.0 * CUTOFF), with_padding_cell(5.0 * CUTOFF)
+    assert torch.equal(energy, farther) and torch.equal(forces, farther_forces)
+    near, _ = with_padding_cell(0.6 * CUTOFF)
+    assert torch.equal(near[:3], energy[:3]) and abs(near[-1] - energy[-1]) > 1e-6
+    unpadded = model(batch, compute_forces=True)
+    assert torch.allclose(energy[:3], unpadded[Property.ENERGY].detach(), rtol=1e-12, atol=1e-10)
 
 
 def test_batch_that_does_not_fit_is_refused():
