@@ -74,7 +74,7 @@ def main():
         trainer = Trainer(config, model, sets["train"], sets["val"], scales, run_dir, log=lambda m: None)
         trainer.on_step = on_step
         progress = trainer.fit()
-        best = equiprop.train.checkpoint.load_model(Path(run_dir) / "best.pt", args.device)
+        best = equiprop.models.checkpoint.load_model(Path(run_dir) / "best.pt", args.device)
     seconds = progress.elapsed - timing["start"][0]
     structures = (progress.step - timing["start"][1]) * args.batch_size
     test = evaluate(best, sets["test"], args.batch_size).metrics

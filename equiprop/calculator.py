@@ -9,7 +9,7 @@ from equiprop.keys import Property
 from equiprop.models.committee import Committee
 from equiprop.models.graphed import GraphedInference
 from equiprop.models.predict import predict
-from equiprop.train.checkpoint import load_model
+from equiprop.models.checkpoint import load_model
 from equiprop.models.compiled import compiled_inference
 
 

@@ -9,7 +9,7 @@ import torch
 
 from equiprop import datasets
 from equiprop.errors import InputError
-from equiprop.train.checkpoint import FORMAT, load_checkpoint, load_model
+from equiprop.models.checkpoint import FORMAT, load_checkpoint, load_model
 
 DATA = Path(__file__).parent / "data"
 

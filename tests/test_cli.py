@@ -220,7 +220,7 @@ def _old_checkpoint(ckpt, tmp, model):
 
 
 def test_old_schnet_checkpoints_still_load(run_dir, tmp_path):
-    from equiprop.train.checkpoint import load_model
+    from equiprop.models.checkpoint import load_model
 
     old = load_model(_old_checkpoint(run_dir / "best.pt", tmp_path, "schnet"))
     new = load_model(run_dir / "best.pt")

@@ -12,7 +12,7 @@ from conftest import SMALL, make_model, random_rotation, rotated, water_cluster
 from equiprop.calculator import EquipropCalculator
 from equiprop.cli.main import main
 from equiprop.models.committee import Committee
-from equiprop.train.checkpoint import load_model, save_committee
+from equiprop.models.checkpoint import load_model, save_committee
 
 
 def committee(kind="so3net", n=3):

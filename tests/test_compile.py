@@ -10,7 +10,7 @@ import torch
 from conftest import SMALL
 from equiprop.cli.main import main
 from equiprop.errors import SetupError
-from equiprop.train.checkpoint import load_model
+from equiprop.models.checkpoint import load_model
 
 
 def train_losses(run) -> list[float]:

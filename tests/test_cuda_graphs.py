@@ -12,7 +12,7 @@ import torch
 
 from conftest import SMALL
 from equiprop.cli.main import main
-from equiprop.train.checkpoint import load_model
+from equiprop.models.checkpoint import load_model
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

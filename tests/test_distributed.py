@@ -11,7 +11,7 @@ import torch
 
 from equiprop.cli.main import main
 from equiprop.data.split import split_indices
-from equiprop.train.checkpoint import load_checkpoint
+from equiprop.models.checkpoint import load_checkpoint
 from equiprop.train.distributed import Ranks, shard
 
 from conftest import SMALL

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from equiprop.data.io import read_structures
 from equiprop.data.typemap import TypeMap
-from equiprop.train.checkpoint import load_checkpoint, model_from_checkpoint
+from equiprop.models.checkpoint import load_checkpoint, model_from_checkpoint
 from equiprop.train.config import TrainConfig
 from equiprop.train.data import LabelledSet, labelled_set
 from equiprop.train.prepare import label_keys, prepare_data

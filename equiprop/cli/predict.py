@@ -6,7 +6,7 @@ from equiprop.data.io import read_structures, write_structures
 from equiprop.errors import InputError
 from equiprop.keys import is_per_atom
 from equiprop.models.predict import DIPOLE_KEYS
-from equiprop.train.checkpoint import load_model
+from equiprop.models.checkpoint import load_model
 
 PREFIX = "pred_"
 

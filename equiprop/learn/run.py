@@ -3,7 +3,7 @@
 from equiprop.labelling.run import label_file
 from equiprop.labelling.settings import DFTSettings
 from equiprop.learn.loop import LearnConfig, learn
-from equiprop.train.checkpoint import load_model
+from equiprop.models.checkpoint import load_model
 from equiprop.train.config import TrainConfig
 from equiprop.train.prepare import prepare_data
 from equiprop.train.run import train

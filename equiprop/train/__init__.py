@@ -1,5 +1,5 @@
-"""Training: configuration, data batches, losses, metrics, checkpoints, the loop, committees, evaluation.
+"""Training: configuration, data batches, losses, metrics, the loop, committees, evaluation.
 
 What prediction needs (padding, CUDA-graph replay, compiled runners, the allocator
-setting, energy references) lives below, in ``equiprop.data`` and ``equiprop.models``.
+setting, energy references, checkpoints) lives below, in ``equiprop.data`` and ``equiprop.models``.
 """

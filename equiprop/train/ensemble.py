@@ -6,7 +6,7 @@ Layout: ``RUN/member-K/`` is an ordinary run (config, metrics, ``last.pt``,
 ``seed``), so every member sees the same train/val/test structures. Members
 train one after another; ``max_time`` bounds all of them together (each takes
 an equal share of what is left). ``RUN/best.pt`` is the committee
-(:func:`equiprop.train.checkpoint.save_committee`), evaluated on the test split
+(:func:`equiprop.models.checkpoint.save_committee`), evaluated on the test split
 like a single model, plus the calibration of its spread.
 ``--resume RUN`` continues the unfinished members and skips finished ones.
 """
@@ -21,7 +21,7 @@ from scipy.stats import spearmanr
 from equiprop.errors import InputError
 from equiprop.keys import Property
 from equiprop.models.committee import Committee
-from equiprop.train.checkpoint import load_checkpoint, load_model, save_committee
+from equiprop.models.checkpoint import load_checkpoint, load_model, save_committee
 from equiprop.train.config import TrainConfig, save_yaml
 from equiprop.train.prepare import split_seed
 from equiprop.train.rundir import prepare_run_dir

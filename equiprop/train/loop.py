@@ -28,7 +28,7 @@ from equiprop.errors import InputError
 from equiprop.keys import Property
 from equiprop.models.graphed import GraphedInference
 from equiprop.models.allocator import keep_freed_memory
-from equiprop.train.checkpoint import save_checkpoint
+from equiprop.models.checkpoint import save_checkpoint
 from equiprop.models.compiled import compiled_outputs
 from equiprop.train.config import TrainConfig
 from equiprop.train.cuda_graphs import GraphedSteps

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from equiprop.errors import InputError
 from equiprop.train import distributed
-from equiprop.train.checkpoint import load_checkpoint, load_model, model_from_checkpoint
+from equiprop.models.checkpoint import load_checkpoint, load_model, model_from_checkpoint
 from equiprop.train.config import TrainConfig, save_yaml
 from equiprop.train.ensemble import train_ensemble, write_calibration
 from equiprop.train.evaluate import evaluate

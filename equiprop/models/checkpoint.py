@@ -1,5 +1,7 @@
 """Checkpoints: state_dict, hyperparameters, config and normalisation; never pickled objects.
 
+Below the trainer: prediction (the ASE calculator, ``equiprop predict``) loads models without it.
+
 Loaded with ``torch.load(weights_only=True)``; written to a temporary name and
 renamed, so an interruption never leaves a half-written file.
 """
@@ -10,7 +12,8 @@ from pathlib import Path
 import torch
 
 from equiprop.errors import InputError
-from equiprop.models import SchNet, SO3Net
+from equiprop.models.schnet import SchNet
+from equiprop.models.so3net import SO3Net
 from equiprop.models.committee import Committee
 from equiprop.nn.irreps import coupling_paths
 
