@@ -16,7 +16,7 @@ AXIS_LABELS = {
 
 
 def parity_plots(parity: dict, metrics: dict, out_dir, prefix: str = "parity") -> list[Path]:
-    """One PNG per target, ``{prefix}_{target}.png`` in ``out_dir``; returns the paths."""
+    """One PNG per target, ``{prefix}_{target}.png``, and all targets side by side, ``{prefix}.png``; their paths."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -25,18 +25,31 @@ def parity_plots(parity: dict, metrics: dict, out_dir, prefix: str = "parity") -
     paths = []
     for prop, (ref, pred) in parity.items():
         fig, ax = plt.subplots(figsize=(4.2, 4.2), dpi=120)
-        ax.scatter(ref, pred, s=6, alpha=0.6, edgecolors="none")
-        low, high = float(np.min([ref.min(), pred.min()])), float(np.max([ref.max(), pred.max()]))
-        pad = 0.05 * (high - low or 1.0)
-        ax.plot([low - pad, high + pad], [low - pad, high + pad], color="black", lw=0.8)
-        ax.set(xlim=(low - pad, high + pad), ylim=(low - pad, high + pad), aspect="equal")
-        ax.set_xlabel(f"DFT {AXIS_LABELS[prop]}")
-        ax.set_ylabel(f"predicted {AXIS_LABELS[prop]}")
-        m = metrics[prop.value]
-        ax.set_title(f"{prop.value}: MAE {m['mae']:.4g}, RMSE {m['rmse']:.4g} {m['unit']}", fontsize=9)
-        fig.tight_layout()
-        path = Path(out_dir) / f"{prefix}_{prop.value}.png"
-        fig.savefig(path)
-        plt.close(fig)
-        paths.append(path)
+        _draw(ax, prop, ref, pred, metrics[prop.value])
+        paths.append(_save(fig, Path(out_dir) / f"{prefix}_{prop.value}.png"))
+    if len(parity) > 1:
+        fig, axes = plt.subplots(1, len(parity), figsize=(3.4 * len(parity), 3.6), dpi=120)
+        for ax, (prop, (ref, pred)) in zip(axes, parity.items()):
+            _draw(ax, prop, ref, pred, metrics[prop.value])
+        paths.append(_save(fig, Path(out_dir) / f"{prefix}.png"))
     return paths
+
+
+def _draw(ax, prop: Property, ref: np.ndarray, pred: np.ndarray, m: dict) -> None:
+    ax.scatter(ref, pred, s=6, alpha=0.6, edgecolors="none")
+    low, high = float(np.min([ref.min(), pred.min()])), float(np.max([ref.max(), pred.max()]))
+    pad = 0.05 * (high - low or 1.0)
+    ax.plot([low - pad, high + pad], [low - pad, high + pad], color="black", lw=0.8)
+    ax.set(xlim=(low - pad, high + pad), ylim=(low - pad, high + pad), aspect="equal")
+    ax.set_xlabel(f"DFT {AXIS_LABELS[prop]}")
+    ax.set_ylabel(f"predicted {AXIS_LABELS[prop]}")
+    ax.set_title(f"{prop.value}: MAE {m['mae']:.4g}, RMSE {m['rmse']:.4g} {m['unit']}", fontsize=8)
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
