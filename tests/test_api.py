@@ -16,7 +16,7 @@ def test_documented_arguments(cls):
         assert f"{name}:" in doc, f"{cls.__name__} docstring does not document {name!r}"
 
 
-def test_readme_example():
+def test_predict_shapes_of_both_models():
     frames = [water_cluster(n, seed=n) for n in (1, 2, 3)]
     m = equiprop.SO3Net(elements=["H", "O"], cutoff=3.0, lmax=2, features=32, interactions=3, targets=["charges", "dipole", "energy"])
     p = m.predict(frames, batch_size=32)

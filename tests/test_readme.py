@@ -1,24 +1,32 @@
-"""The README's Python blocks run as written (in a folder where `make demo` has left runs/demo/best.pt)."""
+"""The Python blocks of README.md and docs/*.md run as written, in a fresh folder holding runs/demo/best.pt.
+
+A block whose first line is ``# not run: <reason>`` is skipped (the reason says why).
+"""
 
 import re
 import shutil
 from pathlib import Path
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "equiprop" / "datasets" / "README.md"]
 
 
 def python_blocks(text: str) -> list[str]:
-    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    blocks = re.findall(r"^```python\n(.*?)^```", text, flags=re.S | re.M)
+    return [b for b in blocks if not b.lstrip().startswith("# not run:")]
 
 
-def test_readme_has_python_to_run():
-    assert python_blocks(README.read_text())
+def test_the_readme_has_python_to_run():
+    assert python_blocks((ROOT / "README.md").read_text())
 
 
-def test_readme_python_runs_as_written(run_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("doc", [d for d in DOCS if python_blocks(d.read_text())], ids=lambda d: d.name)
+def test_python_blocks_run_as_written(doc, run_dir, tmp_path, monkeypatch):
     (tmp_path / "runs" / "demo").mkdir(parents=True)
-    shutil.copy(run_dir / "best.pt", tmp_path / "runs" / "demo" / "best.pt")
+    shutil.copy(run_dir / "best.pt", tmp_path / "runs" / "demo" / "best.pt")  # what `make demo` leaves
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
-    for block in python_blocks(README.read_text()):
-        exec(compile(block, str(README), "exec"), namespace)
+    for block in python_blocks(doc.read_text()):
+        exec(compile(block, str(doc), "exec"), namespace)
