@@ -45,6 +45,17 @@ def parse_args():
     return parser.parse_args()
 
 
+#: The weights each recipe tests (bench/peers/peer_common.py, Recipe): the best averaged ones, or the last.
+WEIGHTS = {"shared": "best.pt", "none": "last.pt"}
+
+
+def recipe_settings(args) -> dict:
+    """TrainConfig fields of ``--recipe``: equiprop's own recipe (shared with the peers), or none of it."""
+    if args.recipe == "shared":
+        return {"ema_decay": args.ema_decay, "lr_factor": args.lr_factor, "lr_patience": args.lr_patience}
+    return {"ema_decay": 0.0, "lr_patience": 10**9}
+
+
 def main():
     args = parse_args()
     torch.set_num_threads(args.threads)
@@ -53,6 +64,7 @@ def main():
     config = TrainConfig(model=args.model, targets=[t.value for t in targets], cutoff=args.cutoff, features=args.features,
                          interactions=args.interactions, lmax=args.lmax, sh_lmax=args.sh_lmax, batch_size=args.batch_size, epochs=100000,
                          max_time=args.budget, early_stopping=100000, lr=args.lr, grad_clip=args.grad_clip or 1e30,
+                         **recipe_settings(args),
                          device=args.device, seed=args.seed, compile=args.compile, cuda_graphs=args.cuda_graphs,
                          **weights)
     keys = LabelKeys(energy=args.energy_key, dipole=args.dipole_key, charges=args.charges_key, forces=args.forces_key,
@@ -74,7 +86,9 @@ def main():
         trainer = Trainer(config, model, sets["train"], sets["val"], scales, run_dir, log=lambda m: None)
         trainer.on_step = on_step
         progress = trainer.fit()
-        best = equiprop.models.checkpoint.load_model(Path(run_dir) / "best.pt", args.device)
+        val_rows = (Path(run_dir) / "metrics.csv").read_text().splitlines()
+        last_val = float(val_rows[-1].split(",")[val_rows[0].split(",").index("val_loss")])
+        best = equiprop.models.checkpoint.load_model(Path(run_dir) / WEIGHTS[args.recipe], args.device)
     seconds = progress.elapsed - timing["start"][0]
     structures = (progress.step - timing["start"][1]) * args.batch_size
     test = evaluate(best, sets["test"], args.batch_size).metrics
@@ -85,9 +99,12 @@ def main():
         "inference": inference(best, sets["test"], args),
         "peak_memory_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         **({"peak_gpu_mib": torch.cuda.max_memory_allocated() / 2**20} if args.device.startswith("cuda") else {}),
-        "test_mae": {**{NAMES[t]: m["mae"] for t, m in test.items()}, **energy_per_structure(best, sets["test"], args)},
+        "test_mae": {**{NAMES[t]: m["mae"] for t, m in test.items() if t in NAMES}, **energy_per_structure(best, sets["test"], args)},
         "epochs": progress.step * args.batch_size / len(sets["train"]), "train_seconds": progress.elapsed,
+        "val_loss": progress.best_val if args.recipe == "shared" else last_val,  # the tested weights' (the peers' loss)
         "steps": progress.step, "host": {"loadavg_1min_end": os.getloadavg()[0], "threads": torch.get_num_threads()},
+        "settings": {"recipe": args.recipe, "lr": args.lr, "grad_clip": args.grad_clip, "seed": args.seed,
+                     "weights": WEIGHTS[args.recipe], **recipe_settings(args)},
     }
     if trainer.graphs is not None:
         graphs = trainer.graphs

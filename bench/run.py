@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import ase.io
+import numpy as np
 
 from equiprop.data.split import split_indices
 from equiprop.datasets import water_pbe0
@@ -51,6 +52,14 @@ JOBS = [
 ]
 ERRORS = [("charges_e", "charges (e)", 1.0), ("dipole_eA", "dipole (me*A)", 1000.0),
           ("energy_meV_per_atom", "energy (meV/atom)", 1.0), ("forces_meV_per_A", "forces (meV/A)", 1.0)]
+
+
+#: What ``--recipe`` gives every model (bench/peers/peer_common.py, Recipe; equiprop: its TrainConfig).
+RECIPE_TEXT = {
+    "shared": "equiprop's: moving average of the weights (decay 0.99, warmed up), learning rate halved after 5 epochs "
+              "without validation improvement, the best averaged weights on validation tested",
+    "none": "constant learning rate, no moving average, the last weights tested",
+}
 
 
 def write_split(folder: Path) -> None:
@@ -95,11 +104,39 @@ def run_job(label, python, script, flags, budget, split, common=COMMON, out_dir=
     return result
 
 
+def combine(label: str, runs: list[dict], lr: str) -> dict:
+    """One row from the runs of several seeds: means, and each value's spread (standard deviation) under ``spread``."""
+    ran = [r for r in runs if "failed" not in r]
+    if not ran:
+        return {"label": label, "failed": runs[0]["failed"] if runs else "no seeds"}
+    row = {**ran[0], "label": label, "lr": lr, "seeds": len(ran), "failed_seeds": len(runs) - len(ran), "spread": {}}
+    speeds = [r["train_structures_per_s"] for r in ran if r["train_structures_per_s"] is not None]
+    row["train_structures_per_s"] = float(np.mean(speeds)) if speeds else None
+    row["spread"]["train_structures_per_s"] = float(np.std(speeds)) if len(speeds) > 1 else None
+    row["test_mae"], row["spread"]["test_mae"] = {}, {}
+    for key in ran[0]["test_mae"]:
+        values = [r["test_mae"][key] for r in ran if r["test_mae"].get(key) is not None]
+        row["test_mae"][key] = float(np.mean(values)) if values else None
+        row["spread"]["test_mae"][key] = float(np.std(values)) if len(values) > 1 else None
+    for key in ("structures_per_s", "atoms_per_s"):
+        row["inference"] = {**row["inference"], key: float(np.mean([r["inference"][key] for r in ran]))}
+    row["peak_memory_mib"] = float(np.max([r["peak_memory_mib"] for r in ran]))
+    return row
+
+
+def _cell(value, spread, factor: float = 1.0, digits: str = ".3g") -> str:
+    if value is None:
+        return "-"
+    text = f"{value * factor:{digits}}"
+    return text + (f" ± {spread * factor:{digits}}" if spread is not None else "")
+
+
 def table(results: list[dict]) -> str:
     ran = [r for r in results if "failed" not in r]
     reference = next((r for r in ran if r["label"] == JOBS[0][0]), ran[0] if ran else None)
     gpu = any("peak_gpu_mib" in r for r in results)
-    head = ["model", "params", "train structures/s", "x equiprop SO3Net", "inference structures/s (atoms/s)", "peak RSS MiB"]
+    head = ["model", "params", "lr", "seeds", "train structures/s", "x equiprop SO3Net", "inference structures/s (atoms/s)",
+            "peak RSS MiB"]
     head += ["peak GPU MiB"] * gpu + [name for _, name, _ in ERRORS]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
@@ -108,12 +145,15 @@ def table(results: list[dict]) -> str:
             continue
         speed, ours = r["train_structures_per_s"], reference["train_structures_per_s"]
         timed = speed is not None and ours is not None  # None: the budget ended within the warm-up steps
-        row = [r["label"], f"{r['n_params']:,}", f"{speed:.0f}" if speed else "-", f"{speed / ours:.2f}" if timed else "-",
+        spread = r.get("spread", {})
+        seeds = f"{r.get('seeds', 1)}" + (f" ({r['failed_seeds']} failed)" if r.get("failed_seeds") else "")
+        row = [r["label"], f"{r['n_params']:,}", str(r.get("lr", "default")), seeds,
+               _cell(speed, spread.get("train_structures_per_s"), digits=".0f") if speed else "-",
+               f"{speed / ours:.2f}" if timed else "-",
                f"{r['inference']['structures_per_s']:.0f} ({r['inference']['atoms_per_s']:,.0f})", f"{r['peak_memory_mib']:.0f}"]
         row += [f"{r['peak_gpu_mib']:.0f}" if "peak_gpu_mib" in r else "-"] * gpu
         for key, _, factor in ERRORS:
-            value = r["test_mae"].get(key)
-            row.append("-" if value is None else f"{value * factor:.3g}")
+            row.append(_cell(r["test_mae"].get(key), spread.get("test_mae", {}).get(key), factor))
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -143,13 +183,23 @@ def main():
     parser.add_argument("--doc", default=str(ROOT / "docs" / "benchmarks.md"), help="markdown file the table is appended to")
     parser.add_argument("--allocator", choices=["equal", "shipped"], default="equal",
                         help="equal: every job with the malloc setting equiprop uses; shipped: peers with glibc's defaults")
+    parser.add_argument("--recipe", choices=["shared", "none"], default="shared",
+                        help="shared: every model gets equiprop's recipe (moving average, plateau schedule, best on "
+                             "validation); none: constant learning rate, last weights, for every model")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one run per seed; mean and spread")
+    parser.add_argument("--lr-search", type=float, nargs="*", default=[],
+                        help="learning rates to try per model (seed 0, --search-budget each); the lowest validation "
+                             "loss wins (default: each library's own default rate)")
+    parser.add_argument("--search-budget", type=float, default=None, help="seconds per trial (default: --budget / 3)")
+    parser.add_argument("--grad-clip", type=float, default=10.0, help="gradient-norm clip for every model")
     args = parser.parse_args()
     if args.setup:
         subprocess.run(["bash", "bench/peers/setup_peers.sh"], cwd=ROOT, check=True)
     out_dir = Path(args.out_dir)
     split = out_dir / "split"
     write_split(split)
-    common = [*COMMON, "--threads", str(args.threads), "--device", args.device]
+    common = [*COMMON, "--threads", str(args.threads), "--device", args.device, "--recipe", args.recipe,
+              "--grad-clip", str(args.grad_clip)]
     jobs = [j for j in JOBS if (not args.only or any(j[0].startswith(p) for p in args.only))
             and (args.device.startswith("cuda") or "--no-cuda-graphs" not in j[3])  # eager twins: GPU runs only
             and not (args.device.startswith("cuda") and "--compile" in j[3])]  # compiled: CPU runs only
@@ -157,7 +207,22 @@ def main():
     results = []
     for label, venv, script, flags in jobs:
         python = sys.executable if venv is None else str(Path(args.venvs) / venv / "bin" / "python")
-        results.append(run_job(label, python, script, flags, args.budget, split, common, out_dir, args.allocator, timeout))
+        lr_flags = []
+        if args.lr_search:
+            budget = args.search_budget or args.budget / 3
+            trials = {lr: run_job(f"{label} lr {lr:g}", python, script, [*flags, "--lr", str(lr), "--seed", "0"], budget,
+                                  split, common, out_dir, args.allocator, budget + 600.0) for lr in args.lr_search}
+            ran = {lr: r for lr, r in trials.items() if "failed" not in r and r.get("val_loss") is not None}
+            if not ran:
+                results.append({"label": label, "failed": "every learning-rate trial failed"})
+                continue
+            lr = min(ran, key=lambda rate: ran[rate]["val_loss"])
+            print(f"  {label}: learning rate {lr:g} (validation losses "
+                  + ", ".join(f"{rate:g}: {r['val_loss']:.4g}" for rate, r in ran.items()) + ")", flush=True)
+            lr_flags = ["--lr", str(lr)]
+        runs = [run_job(f"{label} seed {seed}", python, script, [*flags, *lr_flags, "--seed", str(seed)], args.budget,
+                        split, common, out_dir, args.allocator, timeout) for seed in args.seeds]
+        results.append(combine(label, runs, lr_flags[1] if lr_flags else "default"))
     text = table(results)
     print(text)
     command = "python bench/run.py " + " ".join(sys.argv[1:])
@@ -166,7 +231,13 @@ def main():
            f"Machine: {machine(args.device, args.threads)}", "",
            f"Each model trained for {args.budget:.0f} s of training steps on the shipped PBE0 water data (320 train / "
            "40 val / 40 test, seed 0), batch 16, cutoff 4 A, 32 features, float32, loss weights energy 0.03 "
-           "(per atom, normalised), forces 1, dipole 1, charges 1. Errors: test MAE. "
+           "(per atom, normalised), forces 1, dipole 1, charges 1, gradient-norm clip "
+           f"{args.grad_clip:g} for every model. Errors: test MAE, mean ± standard deviation over seeds "
+           f"{', '.join(map(str, args.seeds))} (training speed likewise). "
+           + (f"Recipe for every model: {RECIPE_TEXT[args.recipe]}. ")
+           + (f"Learning rate per model: the lowest validation loss of {', '.join(f'{x:g}' for x in args.lr_search)} "
+              f"(seed 0, {args.search_budget or args.budget / 3:.0f} s each). " if args.lr_search else
+              "Learning rate: each library's default (equiprop 2e-3, schnetpack 5e-4, MACE 1e-2). ")
            + ("Every job ran with glibc's malloc keeping freed memory (`MALLOC_MMAP_THRESHOLD_`, "
               "`MALLOC_TRIM_THRESHOLD_`: what equiprop sets in its own process), so no model gains from the allocator."
               if args.allocator == "equal" else "The peers ran with glibc's default malloc settings.")

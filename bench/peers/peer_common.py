@@ -9,6 +9,8 @@ one optimisation step and one prediction.
 """
 
 import argparse
+import copy
+import itertools
 import json
 import os
 import platform
@@ -23,6 +25,8 @@ import numpy as np
 import torch
 
 TARGETS = ("energy", "forces", "dipole", "charges", "dipole_magnitude")
+#: Training recipes every benchmarked model can get (``--recipe``); see :class:`Recipe`.
+RECIPES = ("shared", "none")
 SPLITS = ("train", "val", "test")
 DEFAULT_KEYS = {"energy": "dft_energy", "forces": "dft_forces", "dipole": "dft_dipole", "charges": "dft_hirshfeld",
                 "dipole_magnitude": "dipole_magnitude"}
@@ -49,6 +53,13 @@ def build_parser(description: str, models: list[str], default_lr: float, default
     p.add_argument("--grad-clip", type=float, default=default_grad_clip, help="max gradient norm; 0 disables")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--warmup-batches", type=int, default=5, help="training steps left out of the throughput")
+    p.add_argument("--recipe", choices=RECIPES, default="shared",
+                   help="shared: equiprop's recipe for every model (moving average of the weights, learning rate "
+                        "halved on a validation plateau, the best averaged weights on validation); none: constant "
+                        "learning rate, no average, the last weights")
+    p.add_argument("--ema-decay", type=float, default=0.99, help="shared recipe: moving-average decay")
+    p.add_argument("--lr-factor", type=float, default=0.5, help="shared recipe: ReduceLROnPlateau factor")
+    p.add_argument("--lr-patience", type=int, default=5, help="shared recipe: ReduceLROnPlateau patience (epochs)")
     p.add_argument("--inference-seconds", type=float, default=3.0, help="minimum time of the inference measurement")
     for target in TARGETS:  # --energy-weight, --energy-key, ... (equiprop's defaults)
         flag = target.replace("_", "-")
@@ -201,13 +212,16 @@ class TrainLog:
 
 
 def train_for_budget(epoch_batches: Callable[[], Iterable], step: Callable[[object], tuple[int, float]],
-                     budget_s: float, warmup_batches: int, n_train: int, log_every_s: float = 5.0) -> TrainLog:
+                     budget_s: float, warmup_batches: int, n_train: int, log_every_s: float = 5.0,
+                     recipe: "Recipe | None" = None) -> TrainLog:
     """Run optimisation steps until ``budget_s`` seconds of training steps have passed.
 
     ``epoch_batches()`` gives an iterable over one (shuffled) epoch; fetching a
     batch (collation) counts as part of the step. ``step(batch)`` does one
     optimisation step and returns ``(n_structures, loss)``. Throughput is timed
-    over the steps after the first ``warmup_batches``.
+    over the steps after the first ``warmup_batches``. A ``recipe`` updates its
+    average after every step (timed, as equiprop's is) and validates after every
+    epoch, the last, partial one included (not timed, as in equiprop).
     """
     log = TrainLog()
     next_print = log_every_s
@@ -221,6 +235,8 @@ def train_for_budget(epoch_batches: Callable[[], Iterable], step: Callable[[obje
             except StopIteration:
                 break
             n, loss = step(batch)
+            if recipe is not None:
+                recipe.after_step()
             dt = time.perf_counter() - t0
             log.steps += 1
             log.structures += n
@@ -235,7 +251,89 @@ def train_for_budget(epoch_batches: Callable[[], Iterable], step: Callable[[obje
         if epoch_losses:
             log.last_loss = float(np.mean(epoch_losses))
             log.losses.append((log.structures, log.last_loss))
+            if recipe is not None:
+                recipe.end_of_epoch()
     return log
+
+
+# ----------------------------------------------------------------------------- recipe
+
+
+class Recipe:
+    """The training recipe every benchmarked model gets (``--recipe``).
+
+    ``shared`` is equiprop's (equiprop/train/loop.py, optim.py): a moving average
+    of parameters and buffers with decay ``min(decay, (1 + n) / (10 + n))`` after
+    n updates (the first copies), ReduceLROnPlateau on the validation loss of the
+    averaged model after every epoch, and at the end the averaged weights of the
+    best validation loss. ``none``: nothing; the last weights are the model's.
+    ``validation_loss(model)`` is the peer's loss on the validation split.
+    """
+
+    def __init__(self, model: torch.nn.Module, optimizer, args, validation_loss: Callable[[torch.nn.Module], float]):
+        self.shared, self.model, self.validation_loss = args.recipe == "shared", model, validation_loss
+        self.average = copy.deepcopy(model) if self.shared else model
+        self.decay, self.updates, self.best_loss, self.best_state, self.val_losses = args.ema_decay, 0, np.inf, None, []
+        self.scheduler = (torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=args.lr_factor,
+                                                                      patience=args.lr_patience) if self.shared else None)
+        pairs = list(zip(itertools.chain(self.average.parameters(), self.average.buffers()),
+                         itertools.chain(model.parameters(), model.buffers())))
+        self.floats = [(a.detach(), c.detach()) for a, c in pairs if a.is_floating_point()]
+        self.others = [(a.detach(), c.detach()) for a, c in pairs if not a.is_floating_point()]
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        if not self.shared:
+            return
+        n = self.updates
+        for average, current in self.floats:
+            average.copy_(current) if n == 0 else average.lerp_(current, 1.0 - min(self.decay, (1.0 + n) / (10.0 + n)))
+        for average, current in self.others:
+            average.copy_(current)
+        self.updates += 1
+
+    def end_of_epoch(self) -> None:
+        if not self.shared:
+            return
+        loss = float(self.validation_loss(self.average))
+        self.val_losses.append(loss)
+        if not np.isfinite(loss):
+            raise SystemExit(f"non-finite validation loss after epoch {len(self.val_losses)}")
+        self.scheduler.step(loss)
+        if loss < self.best_loss:
+            self.best_loss, self.best_state = loss, copy.deepcopy(self.average.state_dict())
+
+    def final_model(self) -> torch.nn.Module:
+        """The model to test: the best averaged weights (shared), or the trained model as it is (none)."""
+        if self.shared and self.best_state is not None:
+            self.average.load_state_dict(self.best_state)
+        return self.average
+
+    def settings(self) -> dict:
+        if not self.shared:
+            return {"recipe": "none", "lr_schedule": "constant", "ema": False, "weights": "last"}
+        return {"recipe": "shared", "lr_schedule": f"ReduceLROnPlateau(factor={self.scheduler.factor}, "
+                f"patience={self.scheduler.patience}) on the validation loss", "ema": self.decay,
+                "weights": "best averaged on validation", "validation_epochs": len(self.val_losses),
+                "best_val_loss": self.best_loss}
+
+
+def validation_loss(batches: Iterable, predict: Callable, scales: dict, weights: dict) -> float:
+    """``sum_t w_t * mean(((pred_t - ref_t) / scale_t)^2)`` over ``batches`` (energy per atom), as the training loss.
+
+    ``predict(batch)`` returns ``(pred, ref, n_atoms)`` as numpy dicts (the peers' evaluation predictors).
+    """
+    squares = {t: 0.0 for t in weights}
+    counts = {t: 0 for t in weights}
+    for batch in batches:
+        pred, ref, n_atoms = predict(batch)
+        for t in weights:
+            diff = np.asarray(pred[t], dtype=np.float64) - np.asarray(ref[t], dtype=np.float64)
+            if t == "energy":
+                diff = diff / n_atoms
+            squares[t] += float(np.sum((diff / scales[t]) ** 2))
+            counts[t] += diff.size
+    return sum(w * squares[t] / max(counts[t], 1) for t, w in weights.items())
 
 
 # ----------------------------------------------------------------------------- evaluation

@@ -192,11 +192,6 @@ def main(argv=None):
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, amsgrad=bool(args.amsgrad))
     weights = {t: getattr(args, f"{t}_weight") for t in targets}
 
-    train_loader = loader(train_set, args.batch_size, shuffle=True, seed=args.seed)
-    log = pc.train_for_budget(lambda: train_loader, make_step(model, optimizer, targets, stats, weights,
-                                                              args.grad_clip, device),
-                              args.budget, args.warmup_batches, len(train_set))
-
     def fixed_batches(name):
         frames, (_, dataset) = data[name], converted[name]
         batches = [b.to(device) for b in loader(dataset, args.batch_size, shuffle=False)]
@@ -205,6 +200,13 @@ def main(argv=None):
 
     test_batches, test_chunks = fixed_batches("test")
     val_batches, val_chunks = fixed_batches("val")
+    recipe = pc.Recipe(model, optimizer, args, lambda m: pc.validation_loss(
+        enumerate(val_batches), make_predict(m, targets, val_chunks), stats.scales, weights))
+    train_loader = loader(train_set, args.batch_size, shuffle=True, seed=args.seed)
+    log = pc.train_for_budget(lambda: train_loader, make_step(model, optimizer, targets, stats, weights,
+                                                              args.grad_clip, device),
+                              args.budget, args.warmup_batches, len(train_set), recipe=recipe)
+    model = recipe.final_model()
     test_mae = pc.evaluate(enumerate(test_batches), make_predict(model, targets, test_chunks), targets)
     val_mae = pc.evaluate(enumerate(val_batches), make_predict(model, targets, val_chunks), targets)
 
@@ -231,10 +233,12 @@ def main(argv=None):
             "charges": "not supported by EnergyDipolesMACE (null); no fixed charges given to the model",
             "dropped_targets": dropped,
             "e3nn": importlib.metadata.version("e3nn"),
-            "optimizer": "Adam(amsgrad=%s)" % bool(args.amsgrad), "lr_schedule": "constant", "ema": False,
+            "optimizer": "Adam(amsgrad=%s)" % bool(args.amsgrad), **recipe.settings(),
             "loss": "sum_t w_t * mean(((pred_t - ref_t) / scale_t)^2); energy per atom",
         },
     )
+    report["val_loss"] = pc.validation_loss(enumerate(val_batches), make_predict(model, targets, val_chunks),
+                                            stats.scales, weights)
     pc.write_report(args.out, report)
 
 

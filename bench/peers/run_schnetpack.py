@@ -258,13 +258,15 @@ def main(argv=None):
         for idx in pc.batch_indices(len(train_items), args.batch_size, rng):
             yield collate([train_items[i] for i in idx], device)
 
-    log = pc.train_for_budget(epoch_batches, make_step(model, optimizer, targets, stats, weights, args.grad_clip),
-                              args.budget, args.warmup_batches, len(train_items))
-
     def fixed_batches(items):
         return [collate([items[i] for i in idx], device) for idx in pc.batch_indices(len(items), args.batch_size, None)]
 
     test_batches, val_batches = fixed_batches(prepared["test"]), fixed_batches(prepared["val"])
+    recipe = pc.Recipe(model, optimizer, args,
+                       lambda m: pc.validation_loss(val_batches, make_predict(m, targets), stats.scales, weights))
+    log = pc.train_for_budget(epoch_batches, make_step(model, optimizer, targets, stats, weights, args.grad_clip),
+                              args.budget, args.warmup_batches, len(train_items), recipe=recipe)
+    model = recipe.final_model()
     predict = make_predict(model, targets)
     test_mae = pc.evaluate(test_batches, predict, targets)
     val_mae = pc.evaluate(val_batches, predict, targets)
@@ -287,10 +289,11 @@ def main(argv=None):
             "charges": "DipoleMoment latent charges (correct_charges=True: sum to 0)",
             "dipole": "DipoleMoment(predict_magnitude=%s, use_vector_representation=%s)"
                       % ("dipole_magnitude" in targets, args.model in ("painn", "so3net")),
-            "optimizer": "Adam", "lr_schedule": "constant", "ema": False,
+            "optimizer": "Adam", **recipe.settings(),
             "loss": "sum_t w_t * mean(((pred_t - ref_t) / scale_t)^2); energy per atom, offsets removed",
         },
     )
+    report["val_loss"] = pc.validation_loss(val_batches, predict, stats.scales, weights)
     pc.write_report(args.out, report)
 
 
