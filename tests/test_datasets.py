@@ -79,3 +79,21 @@ def test_a_configured_key_never_falls_back_to_another_label():
         read_labels([frame], [Property.ENERGY], LabelKeys(energy="E_pbe"))
     frame.info["E_pbe"] = -6.0
     assert read_labels([frame], [Property.ENERGY], LabelKeys(energy="E_pbe"))[Property.ENERGY][0] == -6.0
+
+
+def test_held_out_minima_are_not_in_the_shipped_data():
+    """data/heldout-minima is a test set: none of its structures (or a near copy) is shipped for training."""
+    from pathlib import Path
+
+    from equiprop.data.io import read_structures
+    from equiprop.learn.select import fingerprint, rms_difference
+
+    held_out = read_structures(Path(__file__).resolve().parent.parent / "data" / "heldout-minima" / "unlabelled.xyz")
+    assert len(held_out) == 18 and all(a.info["sample"] == "minimum" for a in held_out)
+    shipped = [fingerprint(a) for a in datasets.water()]
+    closest = min(rms_difference(fingerprint(a), s) for a in held_out for s in shipped)
+    assert closest > 0.05, f"a shipped frame is within {closest:.3f} A RMS of a held-out minimum"
+    # the guard can see a copy: a held-out minimum, rotated and renumbered, is found
+    copy = held_out[0][::-1]
+    copy.rotate(40, "z")
+    assert rms_difference(fingerprint(copy), fingerprint(held_out[0])) < 1e-6
