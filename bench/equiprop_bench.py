@@ -52,7 +52,8 @@ WEIGHTS = {"shared": "best.pt", "none": "last.pt"}
 def recipe_settings(args) -> dict:
     """TrainConfig fields of ``--recipe``: equiprop's own recipe (shared with the peers), or none of it."""
     if args.recipe == "shared":
-        return {"ema_decay": args.ema_decay, "lr_factor": args.lr_factor, "lr_patience": args.lr_patience}
+        return {"ema_decay": args.ema_decay, "lr_factor": args.lr_factor, "lr_patience": args.lr_patience,
+                "min_lr": args.min_lr}
     return {"ema_decay": 0.0, "lr_patience": 10**9}
 
 

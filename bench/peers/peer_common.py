@@ -60,6 +60,7 @@ def build_parser(description: str, models: list[str], default_lr: float, default
     p.add_argument("--ema-decay", type=float, default=0.99, help="shared recipe: moving-average decay")
     p.add_argument("--lr-factor", type=float, default=0.5, help="shared recipe: ReduceLROnPlateau factor")
     p.add_argument("--lr-patience", type=int, default=5, help="shared recipe: ReduceLROnPlateau patience (epochs)")
+    p.add_argument("--min-lr", type=float, default=1e-5, help="shared recipe: ReduceLROnPlateau min_lr")
     p.add_argument("--inference-seconds", type=float, default=3.0, help="minimum time of the inference measurement")
     for target in TARGETS:  # --energy-weight, --energy-key, ... (equiprop's defaults)
         flag = target.replace("_", "-")
@@ -275,7 +276,8 @@ class Recipe:
         self.average = copy.deepcopy(model) if self.shared else model
         self.decay, self.updates, self.best_loss, self.best_state, self.val_losses = args.ema_decay, 0, np.inf, None, []
         self.scheduler = (torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=args.lr_factor,
-                                                                      patience=args.lr_patience) if self.shared else None)
+                                                                      patience=args.lr_patience, min_lr=args.min_lr)
+                          if self.shared else None)
         pairs = list(zip(itertools.chain(self.average.parameters(), self.average.buffers()),
                          itertools.chain(model.parameters(), model.buffers())))
         self.floats = [(a.detach(), c.detach()) for a, c in pairs if a.is_floating_point()]
@@ -313,7 +315,8 @@ class Recipe:
         if not self.shared:
             return {"recipe": "none", "lr_schedule": "constant", "ema": False, "weights": "last"}
         return {"recipe": "shared", "lr_schedule": f"ReduceLROnPlateau(factor={self.scheduler.factor}, "
-                f"patience={self.scheduler.patience}) on the validation loss", "ema": self.decay,
+                f"patience={self.scheduler.patience}, min_lr={self.scheduler.min_lrs[0]:g}) on the validation loss",
+                "ema": self.decay,
                 "weights": "best averaged on validation", "validation_epochs": len(self.val_losses),
                 "best_val_loss": self.best_loss}
 

@@ -61,6 +61,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     lr_factor: float = 0.5  # ReduceLROnPlateau
     lr_patience: int = 5
+    min_lr: float = 1e-5  # the plateau schedule stops halving here (without it long runs froze at ~0)
     early_stopping: int = 20  # epochs without validation improvement
     ema_decay: float = 0.99  # 0 disables the moving average
     grad_clip: float = 10.0

@@ -81,7 +81,8 @@ class Trainer:
         self.run_dir, self.log = Path(run_dir), log
         self.optimizer = adamw(model, config.lr, config.weight_decay, capturable=graphed)
         self.trained_parameters = list(model.parameters())  # gathered once: clipping does not walk the module tree per step
-        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, factor=config.lr_factor, patience=config.lr_patience)
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, factor=config.lr_factor, patience=config.lr_patience,
+                                                                    min_lr=config.min_lr)
         self.moving_average = MovingAverage(model, config.ema_decay)
         self.ema = self.moving_average.average  # validated, saved as best.pt
         self.graphs = GraphedSteps(self._padded_step, len(self.targets), self.device) if graphed else None
