@@ -57,7 +57,7 @@ ERRORS = [("charges_e", "charges (e)", 1.0), ("dipole_eA", "dipole (me*A)", 1000
 #: What ``--recipe`` gives every model (bench/peers/peer_common.py, Recipe; equiprop: its TrainConfig).
 RECIPE_TEXT = {
     "shared": "equiprop's: moving average of the weights (decay 0.99, warmed up), learning rate halved after 5 epochs "
-              "without validation improvement, the best averaged weights on validation tested",
+              "without validation improvement down to 1e-5, the best averaged weights on validation tested",
     "none": "constant learning rate, no moving average, the last weights tested",
 }
 

@@ -51,8 +51,6 @@ def test_hparams_rebuild_the_model(sh_lmax):
     ours, theirs = m.predict(frames), clone.predict(frames)
     assert np.abs(ours["energy"]).min() > 1e-3 and np.abs(ours["forces"][0]).max() > 1e-3
     assert np.array_equal(theirs["energy"], ours["energy"]) and np.array_equal(theirs["forces"][0], ours["forces"][0])
-    other = equiprop.SO3Net(**m.hparams)  # same hparams, its own weights: a different function
-    assert not np.allclose(other.predict(frames)["forces"][0], ours["forces"][0])
     assert m.hparams["elements"] == ["O", "H"] and m.hparams["dtype"] == "float32" and m.hparams["sh_lmax"] == sh_lmax
 
 

@@ -40,10 +40,11 @@ def run_predict(args) -> int:
     model = load_model(args.checkpoint, args.device)
     frames = read_structures(args.input)
     out = model.predict(frames, batch_size=args.batch_size, source=args.input, compile=args.compile)
-    periodic = [k for k, atoms in enumerate(frames) if atoms.pbc.any()]
+    periodic = sorted(k for k, atoms in enumerate(frames) if atoms.pbc.any())
+    skipped = set(periodic)
     for k, atoms in enumerate(frames):
         for key, values in out.items():
-            if key in DIPOLE_KEYS and k in periodic:
+            if key in DIPOLE_KEYS and k in skipped:  # NaN: a cell has no dipole
                 continue
             value = np.asarray(values[k], dtype=float)
             (atoms.arrays if is_per_atom(key) else atoms.info)[PREFIX + key] = value

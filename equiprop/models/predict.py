@@ -10,6 +10,9 @@ from equiprop.models.committee import Committee
 from equiprop.models.graphed import GraphedInference
 from equiprop.models.allocator import keep_freed_memory
 
+#: Outputs left NaN for periodic structures (see :func:`predict`).
+DIPOLE_KEYS = {"dipole", "dipole_magnitude", "dipole_std"}
+
 
 def predict(model, frames, batch_size: int = 32, source: str | None = None, runner=None,
             graphs=None) -> dict[str, object]:
@@ -77,10 +80,6 @@ def predict(model, frames, batch_size: int = 32, source: str | None = None, runn
     for name in DIPOLE_KEYS & out.keys():  # defined only up to how the atoms are wrapped in the cell
         out[name] = np.where(periodic.reshape(-1, *[1] * (out[name].ndim - 1)), np.nan, out[name])
     return out
-
-
-#: Outputs left NaN for periodic structures (see :func:`predict`).
-DIPOLE_KEYS = {"dipole", "dipole_magnitude", "dipole_std"}
 
 
 def _committee_outputs(model: Committee, batch, with_forces: bool) -> dict:
