@@ -97,3 +97,19 @@ def test_learn_command_refuses_to_clobber_and_checks_its_config(tmp_path, capsys
     assert "missing.yaml: no such config file" in capsys.readouterr().err
     assert main(["learn", str(out), "--resume", "--ensemble", "5"]) == 2
     assert "cannot change ensemble" in capsys.readouterr().err
+
+
+def test_schedule_changes_settings_from_its_round_on_and_is_checked(tmp_path, capsys):
+    from equiprop.learn.loop import LearnConfig
+
+    config = LearnConfig(select=40, per_size=None, explore={"sizes": [2, 3], "starts_per_size": 1},
+                         schedule={2: {"per_size": 4}, 4: {"select": 44, "explore": {"starts_per_size": 3}}})
+    rounds = [config.for_round(k) for k in range(6)]
+    assert [r.per_size for r in rounds] == [None, None, 4, 4, 4, 4]
+    assert [r.select for r in rounds] == [40, 40, 40, 40, 44, 44]
+    assert rounds[5].explore == {"sizes": [2, 3], "starts_per_size": 3}  # merged, not replaced
+    assert config.explore == {"sizes": [2, 3], "starts_per_size": 1}  # the recipe itself is unchanged
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("schedule:\n  3: {seed: 7}\n")
+    assert main(["learn", str(tmp_path / "run"), "--config", str(bad)]) == 2
+    assert "schedule: 3: 'seed' cannot change between rounds" in capsys.readouterr().err

@@ -97,6 +97,15 @@ def test_minima_have_places_whatever_their_score():
     assert select(candidates, scores, Selection(n=3, low=0.1, high=2.0)) == [3, 4]  # no places: minima below low
 
 
+def test_minima_places_go_to_each_size_before_any_second():
+    candidates = [water_cluster(n, seed=s) for n, s in [(6, 0), (6, 1), (6, 2), (3, 3), (3, 4), (2, 5)]]
+    for k, atoms in enumerate(candidates):
+        atoms.info.update(sample="minimum", trajectory=str(k))
+    scores = np.array([0.9, 0.8, 0.7, 0.2, 0.3, 0.1])  # by score alone: all three hexamers first
+    assert select(candidates, scores, Selection(n=3, low=0.0, high=2.0, minima=3)) == [0, 4, 5]
+    assert select(candidates, scores, Selection(n=5, low=0.0, high=2.0, minima=5)) == [0, 4, 5, 1, 3]
+
+
 def test_per_size_cap_spreads_the_budget_over_sizes():
     candidates = [water_cluster(n, seed=s) for n, s in [(4, 0), (4, 1), (4, 2), (2, 3), (4, 4), (2, 5)]]
     for k, atoms in enumerate(candidates):

@@ -1,7 +1,6 @@
 """``equiprop learn``: active learning with a committee and the PySCF labeller."""
 
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 from equiprop.errors import InputError
@@ -31,7 +30,7 @@ def add_commands(commands) -> None:
 
 
 def run_learn_command(args) -> int:
-    from equiprop.learn.loop import LearnConfig, load_config, save_config
+    from equiprop.learn.loop import checked_config, load_config, save_config
     from equiprop.learn.run import run_learn
 
     out = Path(args.out)
@@ -49,11 +48,7 @@ def run_learn_command(args) -> int:
         if (out / "learn.yaml").exists():
             raise InputError(f"{out}: a learn run exists; pass --resume to continue it")
         values = _read_config(Path(args.config)) if args.config else {}
-        known = {f.name for f in fields(LearnConfig)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InputError(f"{args.config}: unknown field {unknown[0]!r}; known: {', '.join(sorted(known))}")
-        config = LearnConfig(**{**values, **flags, "out": str(out)})
+        config = checked_config({**values, **flags, "out": str(out)}, args.config or "flags")
         out.mkdir(parents=True, exist_ok=True)
     save_config(config, out)
     run_learn(config, log=lambda m: print(m, file=sys.stderr))

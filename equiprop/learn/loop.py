@@ -22,7 +22,7 @@ explored frame, ~0.4 MB a round) is kept as the pool for a random-selection base
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +60,20 @@ class LearnConfig:
     explore: dict = field(default_factory=dict)  # ExploreSettings fields; md/relax/guard as nested mappings
     seed: int = 0
     dft: dict = field(default_factory=dict)  # DFTSettings fields (default: the shipped data's PBE0/def2-SVP)
+    schedule: dict = field(default_factory=dict)  # {K: {field: value}}: from round K on (explore merged), see for_round
+
+    def for_round(self, k: int) -> "LearnConfig":
+        """The settings round ``k`` runs with: every ``schedule`` entry with key <= k applied in key order.
+
+        A recipe that changed between rounds stays one file that reproduces every round.
+        """
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        for start in sorted(self.schedule, key=int):
+            if int(start) > k:
+                break
+            for name, value in self.schedule[start].items():
+                values[name] = {**values[name], **value} if name == "explore" else value
+        return LearnConfig(**{**values, "schedule": {}})
 
     def explore_settings(self) -> ExploreSettings:
         values = dict(self.explore)
@@ -81,7 +95,26 @@ def load_config(out: Path) -> LearnConfig:
     path = out / "learn.yaml"
     if not path.is_file():
         raise InputError(f"{out}: nothing to resume (no learn.yaml)")
-    return LearnConfig(**yaml.safe_load(path.read_text()))
+    return checked_config(yaml.safe_load(path.read_text()) or {}, path)
+
+
+SCHEDULED = {"select", "low", "high", "per_trajectory", "per_size", "minima", "explore", "train_time", "ensemble"}
+
+
+def checked_config(values: dict, path) -> LearnConfig:
+    """A :class:`LearnConfig` from YAML values, or a one-line error naming the file and the field."""
+    known = {f.name for f in fields(LearnConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise InputError(f"{path}: unknown field {unknown[0]!r}; known: {', '.join(sorted(known))}")
+    for start, changes in (values.get("schedule") or {}).items():
+        if not isinstance(start, int) or start < 0 or not isinstance(changes, dict):
+            raise InputError(f"{path}: schedule: {start!r}: expected 'ROUND: {{field: value}}' with ROUND >= 0")
+        wrong = sorted(set(changes) - SCHEDULED)
+        if wrong:
+            raise InputError(f"{path}: schedule: {start}: {wrong[0]!r} cannot change between rounds; "
+                             f"can: {', '.join(sorted(SCHEDULED))}")
+    return LearnConfig(**values)
 
 
 def learn(config: LearnConfig, train_committee, label, log=print) -> list[dict]:
@@ -95,7 +128,7 @@ def learn(config: LearnConfig, train_committee, label, log=print) -> list[dict]:
     out = Path(config.out)
     records = []
     for k in range(config.rounds):
-        records.append(run_round(config, k, out / f"round-{k}", train_committee, label, log))
+        records.append(run_round(config.for_round(k), k, out / f"round-{k}", train_committee, label, log))
         write_learning_curve(out, records)  # after every round: a run stopped later still has its curve
     return records
 

@@ -11,7 +11,8 @@ whole budget, and at most ``per_size`` of one size (atom count): the largest
 per-atom spread grows with the number of atoms, so without a cap the budget
 goes to the largest clusters (rounds 0 and 1 of the shipped set took no
 dimers or trimers). Minima (``info["sample"] == "minimum"``) get ``minima`` places
-regardless of ``low``: they are the structures users ask about (isomer
+regardless of ``low``, spread over sizes (each size's most uncertain minimum
+before any size's second): they are the structures users ask about (isomer
 energies), and a committee that agrees there can still be wrong there (the
 shipped model's error on cluster minima is 3-4x its error on random clusters).
 """
@@ -49,8 +50,7 @@ def select(candidates: list[Atoms], scores: np.ndarray, rule: Selection, known: 
     """Indices into ``candidates`` in order of selection: minima's places first, then the highest scores."""
     taken = _Taken(rule, known)
     order = np.argsort(-np.asarray(scores), kind="stable")
-    minima = [k for k in order if candidates[k].info.get("sample") == "minimum"]
-    for k in minima:
+    for k in _minima_spread_over_sizes(candidates, order):
         if len(taken.chosen) == min(rule.minima, rule.n):
             break
         if scores[k] <= rule.high:
@@ -61,6 +61,24 @@ def select(candidates: list[Atoms], scores: np.ndarray, rule: Selection, known: 
         if rule.low <= scores[k] <= rule.high and k not in taken.chosen:
             taken.offer(k, candidates[k])
     return taken.chosen
+
+
+def _minima_spread_over_sizes(candidates: list[Atoms], order: np.ndarray) -> list[int]:
+    """Minima in passes: each size's highest-scoring minimum first (by score), then each size's second, ...
+
+    Isomer energies are compared within one size, and the score grows with size,
+    so by score alone the minima places would all go to the largest clusters.
+    """
+    by_size: dict[int, list[int]] = {}
+    for k in order:
+        if candidates[k].info.get("sample") == "minimum":
+            by_size.setdefault(len(candidates[k]), []).append(int(k))
+    passes = max((len(group) for group in by_size.values()), default=0)
+    rank = {int(k): i for i, k in enumerate(order)}
+    spread = []
+    for p in range(passes):
+        spread += sorted((group[p] for group in by_size.values() if p < len(group)), key=rank.get)
+    return spread
 
 
 class _Taken:
