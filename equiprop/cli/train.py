@@ -23,6 +23,8 @@ HELP = {
                    "without --compile",
     "sh_lmax": "so3net: degree of the edges' spherical harmonics, lmax to 2*lmax (default lmax); "
                "--lmax 1 --sh-lmax 2 trained 1.7x faster than --lmax 2 on 2 CPU cores (docs/benchmarks.md)",
+    "repulsion": "ZBL screened repulsion for named pairs closer than a radius, switched off over its last 0.4 A, "
+                 "e.g. O-O:2.3 (a floor where data are thin; docs/active-learning.md measures it); default none",
     "elements": "ordered type map, e.g. H,O (default: elements of the data by atomic number)",
 }
 

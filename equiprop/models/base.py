@@ -12,6 +12,7 @@ from equiprop.data.typemap import TypeMap
 from equiprop.keys import Property
 from equiprop.nn.geometry import edge_vectors
 from equiprop.nn.precision import as_dtype
+from equiprop.nn.repulsion import PairRepulsion
 from equiprop.nn.readout import ScalarReadout, centered_positions, constrain_charges
 from equiprop.nn.scatter import scatter_sum
 from equiprop.models.normalization import atomic_energy_scale, element_counts, fit_element_energies
@@ -31,7 +32,9 @@ class AtomisticModel(nn.Module):
 
     Buffers stored with the weights: ``element_energies [n_types]`` (eV, the
     per-element reference energies added to every atom's energy) and
-    ``energy_scale`` (eV, multiplies the network's atomic energy).
+    ``energy_scale`` (eV, multiplies the network's atomic energy). With
+    ``repulsion`` (``"O-O:2.3"``) a switched ZBL pair energy is added to the
+    network's (:class:`equiprop.nn.repulsion.PairRepulsion`).
     """
 
     def __init__(
@@ -42,6 +45,7 @@ class AtomisticModel(nn.Module):
         targets,
         charge_constraint: bool,
         dipole_from_charges: bool,
+        repulsion: str = "",
     ):
         super().__init__()
         if cutoff <= 0:
@@ -55,6 +59,10 @@ class AtomisticModel(nn.Module):
         magnitude_only = Property.DIPOLE_MAGNITUDE in self.targets and Property.DIPOLE not in self.targets
         self.charge_head = ScalarReadout(features, zero_init=not magnitude_only) if needs_charges else None
         self.energy_head = ScalarReadout(features) if Property.ENERGY in self.targets else None
+        if repulsion and Property.ENERGY not in self.targets:
+            raise ValueError("repulsion is an energy term: it needs the energy target")
+        # a floor under the energy for pairs closer than any data (nn/repulsion.py), e.g. "O-O:2.3"
+        self.repulsion = PairRepulsion(repulsion, self.type_map.elements, cutoff) if repulsion else None
         self.register_buffer("element_energies", torch.zeros(len(self.type_map)))
         self.register_buffer("energy_scale", torch.tensor(1.0))
 
@@ -132,6 +140,10 @@ class AtomisticModel(nn.Module):
             if references:
                 atomic = atomic + self.element_energies[batch.types]
             out[Property.ENERGY] = scatter_sum(atomic, batch.structure, batch.n_structures)
+            if self.repulsion is not None:
+                lengths = torch.linalg.vector_norm(vectors, dim=1)
+                out[Property.ENERGY] = out[Property.ENERGY] + self.repulsion(
+                    batch.types, edge_index, lengths, batch.structure, batch.n_structures, batch.paired_edges)
         return out
 
     def reference_energy(self, batch: GraphBatch) -> torch.Tensor:

@@ -47,13 +47,14 @@ class SchNet(AtomisticModel):
         rbf_start: float = 0.0,
         charge_constraint: bool = True,
         dipole_from_charges: bool = True,
+        repulsion: str = "",
         dtype="float32",
     ):
         self.hparams = constructor_arguments(locals())
         if {Property.DIPOLE, Property.DIPOLE_MAGNITUDE} & set(Property.parse(targets)) and not dipole_from_charges:
             raise ValueError("SchNet is invariant: its dipole can only come from charges (dipole_from_charges=True)")
         with default_dtype(dtype):  # e3nn constants exact in this precision
-            super().__init__(elements, cutoff, features, targets, charge_constraint, dipole_from_charges)
+            super().__init__(elements, cutoff, features, targets, charge_constraint, dipole_from_charges, repulsion)
             self.embedding = ElementEmbedding(len(self.type_map), features)
             self.rbf = GaussianRBF(n_rbf, cutoff, rbf_start)
             self.fcut = CosineCutoff(cutoff)

@@ -88,11 +88,12 @@ class SO3Net(AtomisticModel):
         sh_lmax: int | None = None,
         charge_constraint: bool = True,
         dipole_from_charges: bool = True,
+        repulsion: str = "",
         dtype="float32",
     ):
         self.hparams = constructor_arguments(locals())
         with default_dtype(dtype):  # e3nn constants exact in this precision
-            super().__init__(elements, cutoff, features, targets, charge_constraint, dipole_from_charges)
+            super().__init__(elements, cutoff, features, targets, charge_constraint, dipole_from_charges, repulsion)
             self.lmax, self.features = check_lmax(lmax), features
             self.sh_lmax = self.lmax if sh_lmax is None else check_sh_lmax(sh_lmax, self.lmax)
             self.embedding = ElementEmbedding(len(self.type_map), features)

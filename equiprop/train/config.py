@@ -32,6 +32,7 @@ class TrainConfig:
     radial_hidden: int = 64  # so3net only
     avg_neighbors: float | None = None  # so3net only; None: mean neighbour count of the training set
     charge_constraint: bool = True
+    repulsion: str = ""  # ZBL floor for named pairs closer than a radius, e.g. "O-O:2.3" (nn/repulsion.py); "": none
     dtype: str = "float32"
     # data
     data: str | None = None  # extxyz file; None: the shipped PBE0 water clusters
@@ -83,6 +84,8 @@ class TrainConfig:
                 check_sh_lmax(self.sh_lmax, self.lmax)
             except ValueError as error:
                 raise InputError(str(error)) from None
+        if self.repulsion and "energy" not in self.targets:
+            raise InputError("repulsion is an energy term: add energy to the targets")
         if self.num_workers < 0:
             raise InputError(f"num_workers must be at least 0, got {self.num_workers}")
 
