@@ -30,6 +30,9 @@ class SchNet(AtomisticModel):
         dipole_from_charges: must be True when ``dipole`` is a target: an
             invariant network can only give the dipole as ``sum_i q_i r_i``
             (about each structure's geometric centre).
+        repulsion: ``"PAIR:RADIUS"`` pairs, comma-separated (e.g. ``"O-O:2.3"``),
+            that get a ZBL pair energy switched off smoothly by RADIUS
+            (nn/repulsion.py), a floor under the learned energy; empty for none.
         dtype: ``"float32"`` or ``"float64"``, the precision of the weights.
 
     Outputs (``predict``): charges in e, dipole in e*Angstrom, energy in eV,

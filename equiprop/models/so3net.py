@@ -64,6 +64,9 @@ class SO3Net(AtomisticModel):
             total charge (``atoms.info["charge"]``, default 0) exactly.
         dipole_from_charges: add ``sum_i q_i (r_i - centre)`` from the predicted
             charges to the sum of atomic dipoles.
+        repulsion: ``"PAIR:RADIUS"`` pairs, comma-separated (e.g. ``"O-O:2.3"``),
+            that get a ZBL pair energy switched off smoothly by RADIUS
+            (nn/repulsion.py), a floor under the learned energy; empty for none.
         dtype: ``"float32"`` or ``"float64"``. The model is built in this
             precision, so e3nn's Clebsch-Gordan constants are exact in it
             (casting a float32 model with ``.double()`` keeps float32-rounded
