@@ -35,6 +35,21 @@ def short_name(model: str) -> str:
     return model.replace("equiprop ", "").replace("l<=1 features, l<=2 harmonics", "l<=1").replace("EnergyDipolesMACE", "")
 
 
+def value(cell: str) -> tuple[float, float] | None:
+    """``"39.2 ± 1.5"`` -> ``(39.2, 1.5)``; ``"39.2"`` -> ``(39.2, 0.0)``; ``"-"`` or empty -> None."""
+    if cell in ("-", ""):
+        return None
+    mean, _, spread = cell.partition("±")
+    return float(mean), float(spread) if spread.strip() else 0.0
+
+
+def budget_seconds(text: str, section: str) -> str:
+    """The ``Each model trained for N s`` of the section, as ``"N s"`` (``"?"`` if it does not say)."""
+    start = next(m.end() for m in re.finditer(r"^## .*$", text, flags=re.M) if section in m.group(0))
+    found = re.search(r"trained for (\d+) s", text[start:])
+    return f"{found.group(1)} s" if found else "?"
+
+
 def speed_accuracy(rows: list[dict[str, str]], path: Path, title: str) -> None:
     import matplotlib
 
@@ -43,12 +58,13 @@ def speed_accuracy(rows: list[dict[str, str]], path: Path, title: str) -> None:
 
     fig, ax = plt.subplots(figsize=(7.0, 4.0), dpi=120)
     for k, row in enumerate(rows):
-        speed, error = row["train structures/s"], row["forces (meV/A)"]
-        if speed in ("-", "") or error in ("-", ""):
+        speed, error = value(row["train structures/s"]), value(row["forces (meV/A)"])
+        if speed is None or error is None:
             continue
-        ours = row["model"].startswith("equiprop")
-        ax.scatter(float(speed), float(error), color="tab:red" if ours else "tab:blue", s=28)
-        ax.annotate(short_name(row["model"]), (float(speed), float(error)), fontsize=6.5,
+        color = "tab:red" if row["model"].startswith("equiprop") else "tab:blue"
+        ax.errorbar(speed[0], error[0], xerr=speed[1] or None, yerr=error[1] or None, fmt="o", color=color,
+                    markersize=5, capsize=2, elinewidth=0.8)
+        ax.annotate(short_name(row["model"]), (speed[0], error[0]), fontsize=6.5,
                     xytext=(5, 4 if k % 2 else -9), textcoords="offset points")
     ax.set(xscale="log", yscale="log", xlabel="training structures/s (higher is better)",
            ylabel="test force MAE, meV/A (lower is better)")
@@ -64,15 +80,17 @@ def speed_accuracy(rows: list[dict[str, str]], path: Path, title: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", default=str(ROOT / "runs" / "demo"), help="a run directory with parity.png")
+    parser.add_argument("--run", default=str(ROOT / "runs" / "demo"), help="a run directory with parity.png ('' keeps docs/figures/demo-parity.png)")
     parser.add_argument("--benchmarks", default=str(ROOT / "docs" / "benchmarks.md"))
     parser.add_argument("--section", default="twelfth run", help="text in the heading of the benchmark table to plot")
     args = parser.parse_args()
     FIGURES.mkdir(parents=True, exist_ok=True)
-    shutil.copy(Path(args.run) / "parity.png", FIGURES / "demo-parity.png")
-    rows = benchmark_rows(Path(args.benchmarks).read_text(), args.section)
-    speed_accuracy(rows, FIGURES / "speed-accuracy.png",
-                   f"water clusters, 300 s of training each, 2 CPU cores (docs/benchmarks.md: {args.section})")
+    if args.run:
+        shutil.copy(Path(args.run) / "parity.png", FIGURES / "demo-parity.png")
+    text = Path(args.benchmarks).read_text()
+    rows = benchmark_rows(text, args.section)
+    speed_accuracy(rows, FIGURES / "speed-accuracy.png", f"water clusters, {budget_seconds(text, args.section)} of "
+                   f"training each, 2 CPU cores, mean ± std over seeds (docs/benchmarks.md: {args.section})")
     print(f"wrote {FIGURES / 'demo-parity.png'} and {FIGURES / 'speed-accuracy.png'} ({len(rows)} models)")
 
 
