@@ -3,7 +3,8 @@
 import warnings
 
 import numpy as np
-from ase.calculators.calculator import Calculator, all_changes
+from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
+from ase.stress import full_3x3_to_voigt_6_stress
 
 from equiprop.keys import Property
 from equiprop.models.committee import Committee
@@ -28,7 +29,8 @@ class EquipropCalculator(Calculator):
             region the members agree on (the training data's domain).
 
     Provides what the model was trained for: ``get_potential_energy``,
-    ``get_forces`` (energy models), ``get_dipole_moment`` (open structures only: for
+    ``get_forces`` and, for cells periodic in x, y and z, ``get_stress`` (energy models;
+    the strain derivative of the energy by autograd, run eagerly), ``get_dipole_moment`` (open structures only: for
     a periodic cell ASE raises ``PropertyNotImplementedError``), ``get_charges``.
     A committee checkpoint (``equiprop train --ensemble N``) gives the members'
     means, and ``results["energy_std"]`` (eV) and ``results["forces_std"]``
@@ -47,7 +49,8 @@ class EquipropCalculator(Calculator):
         self.forces_std_warning, self.warned = forces_std_warning, False
         self.runner = compiled_inference(self.model) if compile else None
         targets = self.model.targets
-        names = {Property.ENERGY: ["energy", "free_energy", "forces"], Property.DIPOLE: ["dipole"], Property.CHARGES: ["charges"]}
+        names = {Property.ENERGY: ["energy", "free_energy", "forces", "stress"], Property.DIPOLE: ["dipole"],
+                 Property.CHARGES: ["charges"]}
         self.implemented_properties = [name for prop, props in names.items() if prop in targets for name in props]
         # on a GPU each call replays a recorded CUDA graph (one per padded size): one launch instead of hundreds
         on_gpu = next(self.model.parameters()).is_cuda
@@ -55,7 +58,11 @@ class EquipropCalculator(Calculator):
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
-        out = predict(self.model, [self.atoms], batch_size=1, runner=self.runner, graphs=self.graphs)
+        stress = "stress" in properties
+        if stress and not self.atoms.pbc.all():
+            raise PropertyNotImplementedError("stress needs a cell periodic in all three directions")
+        out = predict(self.model, [self.atoms], batch_size=1, runner=None if stress else self.runner,
+                      graphs=False if stress else self.graphs, stress=stress)
         if "energy" in out:
             self.results["energy"] = self.results["free_energy"] = float(out["energy"][0])
             self.results["forces"] = out["forces"][0].astype(float)
@@ -63,6 +70,8 @@ class EquipropCalculator(Calculator):
             self.results["dipole"] = out["dipole"][0].astype(float)
         if "charges" in out:
             self.results["charges"] = out["charges"][0].astype(float)
+        if "stress" in out:  # ASE's Voigt order xx, yy, zz, yz, xz, xy
+            self.results["stress"] = full_3x3_to_voigt_6_stress(out["stress"][0].astype(float))
         for key in ("energy_std", "forces_std"):
             if key in out:
                 self.results[key] = np.asarray(out[key][0], dtype=float) if key == "forces_std" else float(out[key][0])

@@ -11,10 +11,14 @@ from equiprop.train.data import LabelledSet, labelled_set
 from equiprop.train.prepare import label_keys, prepare_data
 
 
+#: Targets whose label key ``--NAME-key`` overrides the run's.
+LABELLED = ("energy", "dipole", "charges", "forces", "stress")
+
+
 def add_data_arguments(parser) -> None:
     parser.add_argument("checkpoint", help="checkpoint file, e.g. RUN_DIR/best.pt")
     parser.add_argument("--data", help="extxyz file (default: the run's held-out test split)")
-    for name in ("energy", "dipole", "charges", "forces"):
+    for name in LABELLED:
         parser.add_argument(f"--{name}-key", help=f"label key of {name} (default: the run's)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="cpu")
@@ -29,7 +33,7 @@ def load_for_use(args):
 
 def labelled_data(args, model, config: TrainConfig, targets) -> tuple[LabelledSet, str]:
     """The data to evaluate on (``--data`` or the run's test split) and its name."""
-    overrides = {f"{n}_key": getattr(args, f"{n}_key") for n in ("energy", "dipole", "charges", "forces")}
+    overrides = {f"{n}_key": getattr(args, f"{n}_key") for n in LABELLED}
     config = TrainConfig(**{**config.to_dict(), **{k: v for k, v in overrides.items() if v}})
     type_map = TypeMap(tuple(model.hparams["elements"]))
     if not args.data:

@@ -5,6 +5,7 @@ from typing import Sequence
 
 import numpy as np
 from ase import Atoms
+from ase.stress import voigt_6_to_full_3x3_stress
 
 from equiprop.errors import InputError, where
 from equiprop.keys import Property
@@ -28,6 +29,7 @@ class LabelKeys:
     dipole_magnitude: str = "dipole_magnitude"  # e*Angstrom
     charges: str = "dft_hirshfeld"  # e
     forces: str = "dft_forces"  # eV/Angstrom
+    stress: str = "dft_stress"  # [3, 3] or Voigt [6], eV/Angstrom^3, ASE's sign (cells periodic in x, y, z)
 
     def key(self, prop: Property) -> str:
         return getattr(self, prop.value)
@@ -44,6 +46,7 @@ def _expected_shape(prop: Property, n_atoms: int) -> tuple[int, ...]:
         Property.DIPOLE_MAGNITUDE: (),
         Property.CHARGES: (n_atoms,),
         Property.FORCES: (n_atoms, 3),
+        Property.STRESS: (3, 3),
     }[prop]
 
 
@@ -59,6 +62,8 @@ def read_label(
     if prop in (Property.DIPOLE, Property.DIPOLE_MAGNITUDE) and atoms.pbc.any():
         raise InputError(f"{at}: a {prop.value} label {key!r} on a periodic structure: the dipole of a cell "
                          "depends on how its atoms are wrapped, so equiprop learns dipoles of open structures only")
+    if prop is Property.STRESS and not atoms.pbc.all():
+        raise InputError(f"{at}: a stress target needs cells periodic in x, y and z (pbc={atoms.pbc.tolist()})")
     value, key = _lookup(atoms, prop, key, at)
     try:
         array = np.asarray(value, dtype=np.float64)
@@ -67,6 +72,8 @@ def read_label(
     shape = _expected_shape(prop, len(atoms))
     if prop is Property.CHARGES and array.shape == (len(atoms), 1):
         array = array[:, 0]
+    if prop is Property.STRESS and array.shape == (6,):  # ASE's Voigt order xx, yy, zz, yz, xz, xy
+        array = voigt_6_to_full_3x3_stress(array)
     if array.shape != shape:
         raise InputError(f"{at}: label {key!r} has shape {array.shape}, expected {shape}")
     if not np.isfinite(array).all():

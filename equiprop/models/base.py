@@ -10,7 +10,7 @@ from torch import nn
 from equiprop.data.batch import GraphBatch
 from equiprop.data.typemap import TypeMap
 from equiprop.keys import Property
-from equiprop.nn.geometry import edge_vectors
+from equiprop.nn.geometry import edge_vectors, strained, stress_from_strain_derivative
 from equiprop.nn.precision import as_dtype
 from equiprop.nn.repulsion import PairRepulsion
 from equiprop.nn.readout import ScalarReadout, centered_positions, constrain_charges
@@ -93,24 +93,40 @@ class AtomisticModel(nn.Module):
         """
         raise NotImplementedError
 
-    def forward(self, batch: GraphBatch, compute_forces: bool = False) -> dict[Property, torch.Tensor]:
+    def forward(self, batch: GraphBatch, compute_forces: bool = False,
+                compute_stress: bool = False) -> dict[Property, torch.Tensor]:
         """Predict the model's targets for a batch (forces only if ``compute_forces``).
 
         Returns ``charges [n_atoms]``, ``dipole [n_structures, 3]``,
         ``dipole_magnitude [n_structures]``, ``energy [n_structures]``, ``forces
-        [n_atoms, 3]``, each present if it is a target.
+        [n_atoms, 3]``, each present if it is a target; with ``compute_stress``
+        (energy models) also ``stress [n_structures, 3, 3]`` (:func:`~equiprop.nn.geometry.strained`).
         """
         positions = batch.positions
-        if compute_forces and not positions.requires_grad:
+        if (compute_forces or compute_stress) and not positions.requires_grad:
             positions = positions.detach().requires_grad_(True)
-        out = self.outputs(batch, positions)
-        if compute_forces and Property.ENERGY in out:
-            (gradient,) = torch.autograd.grad(out[Property.ENERGY].sum(), positions, create_graph=self.training)
-            out[Property.FORCES] = -gradient
+        if not compute_stress:
+            out = self.outputs(batch, positions)
+            if compute_forces and Property.ENERGY in out:
+                (gradient,) = torch.autograd.grad(out[Property.ENERGY].sum(), positions, create_graph=self.training)
+                out[Property.FORCES] = -gradient
+            return out
+        if Property.ENERGY not in self.targets:
+            raise ValueError("stress is the strain derivative of the energy: this model predicts no energy")
+        strain = torch.zeros_like(batch.cell, requires_grad=True)  # [n_structures, 3, 3]
+        deformed, cell = strained(positions, batch.cell, strain, batch.structure)
+        out = self.outputs(batch, deformed, cell=cell)
+        d_positions, d_strain = torch.autograd.grad(out[Property.ENERGY].sum(), [positions, strain],
+                                                    create_graph=self.training)
+        if compute_forces:
+            out[Property.FORCES] = -d_positions
+        out[Property.STRESS] = stress_from_strain_derivative(d_strain, batch.cell)
         return out
 
-    def outputs(self, batch: GraphBatch, positions: torch.Tensor, references: bool = True) -> dict[Property, torch.Tensor]:
-        """Every target but forces, as functions of ``positions [n_atoms, 3]`` (used instead of ``batch.positions``).
+    def outputs(self, batch: GraphBatch, positions: torch.Tensor, references: bool = True,
+                cell: torch.Tensor | None = None) -> dict[Property, torch.Tensor]:
+        """Every target but forces, as functions of ``positions [n_atoms, 3]`` (used instead of ``batch.positions``)
+        and ``cell [n_structures, 3, 3]`` (instead of ``batch.cell``; strained for the stress).
 
         ``references=False``: the energy without the element reference energies
         (:meth:`reference_energy`), resolved to float32 precision of its own small
@@ -123,7 +139,8 @@ class AtomisticModel(nn.Module):
         if batch.paired_edges:  # the second half reverses the first: geometry once per pair
             half = edge_index.shape[1] // 2
             edge_index, cell_shifts = edge_index[:, :half], cell_shifts[:half]
-        vectors = edge_vectors(positions, edge_index, cell_shifts, batch.cell, batch.structure)
+        cell = batch.cell if cell is None else cell
+        vectors = edge_vectors(positions, edge_index, cell_shifts, cell, batch.structure)
         scalars, atomic_dipoles = self.represent(batch, vectors)
         out: dict[Property, torch.Tensor] = {}
         charges = self._charges(scalars, batch) if self.charge_head is not None else None
@@ -167,8 +184,8 @@ class AtomisticModel(nn.Module):
         return dipole
 
     def predict(self, frames, batch_size: int = 32, source: str | None = None, compile: bool = False,
-                graphs=None) -> dict[str, object]:
-        """Predict every target for ASE frames; see :func:`equiprop.models.predict.predict`.
+                graphs=None, stress: bool = False) -> dict[str, object]:
+        """Predict every target (and, with ``stress``, the stress) for ASE frames; see :func:`equiprop.models.predict.predict`.
 
         ``compile``: through :func:`equiprop.models.compiled.compiled_inference`
         (worth it for many frames on a CPU: compiling takes up to a minute).
@@ -177,4 +194,4 @@ class AtomisticModel(nn.Module):
         from equiprop.models.compiled import compiled_inference
 
         runner = compiled_inference(self) if compile else None
-        return predict(self, frames, batch_size=batch_size, source=source, runner=runner, graphs=graphs)
+        return predict(self, frames, batch_size=batch_size, source=source, runner=runner, graphs=graphs, stress=stress)

@@ -43,6 +43,7 @@ class TrainConfig:
     dipole_magnitude_key: str = "dipole_magnitude"
     charges_key: str = "dft_hirshfeld"
     forces_key: str = "dft_forces"
+    stress_key: str = "dft_stress"  # info, [3, 3] or Voigt [6], eV/A^3 (ASE's sign); cells periodic in x, y, z
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     seed: int = 0  # initial weights and batch order; also the split unless split_seed is set
@@ -54,6 +55,7 @@ class TrainConfig:
     dipole_magnitude_weight: float = 1.0
     energy_weight: float = 0.03  # per-atom energy; larger values stall force learning early on (docs/training.md)
     forces_weight: float = 1.0
+    stress_weight: float = 1.0
     # optimisation
     batch_size: int = 16
     epochs: int = 100
@@ -86,6 +88,8 @@ class TrainConfig:
                 raise InputError(str(error)) from None
         if self.repulsion and "energy" not in self.targets:
             raise InputError("repulsion is an energy term: add energy to the targets")
+        if "stress" in self.targets and self.compile:
+            raise InputError("--compile does not give the stress yet; train the stress target without it")
         if self.num_workers < 0:
             raise InputError(f"num_workers must be at least 0, got {self.num_workers}")
 

@@ -30,6 +30,8 @@ def predictions(model, data: LabelledSet, batch_size: int, graphs=None):
     """
     reference = next(model.parameters())
     with_forces = Property.FORCES in data.labels
+    with_stress = Property.STRESS in data.labels
+    graphs = None if with_stress else graphs  # inference graphs record forces only
     was_training = model.training
     model.eval()
     try:
@@ -39,8 +41,8 @@ def predictions(model, data: LabelledSet, batch_size: int, graphs=None):
                 pred = graphs(batch)
                 batch, labels = batch.to(reference.device), {p: v.to(reference.device) for p, v in labels.items()}
             else:
-                with torch.set_grad_enabled(with_forces):
-                    pred = model(batch, compute_forces=with_forces)
+                with torch.set_grad_enabled(with_forces or with_stress):
+                    pred = model(batch, compute_forces=with_forces, compute_stress=with_stress)
             yield batch, labels, {p: v.detach() for p, v in pred.items()}
     finally:
         model.train(was_training)

@@ -204,7 +204,8 @@ class Trainer:
         if self.compiled is not None:
             pred = self.compiled(batch)
         else:
-            pred = self.net(batch, compute_forces=Property.FORCES in self.targets)
+            pred = self.net(batch, compute_forces=Property.FORCES in self.targets,
+                            compute_stress=Property.STRESS in self.targets)
         errors = residuals(pred, labels, batch)
         loss = weighted_loss(errors, self.scales, self.weights, counts) * (1.0 if sums is not None else 0.0)
         self.optimizer.zero_grad(set_to_none=True)
@@ -228,7 +229,8 @@ class Trainer:
     def _padded_step(self, padded: PaddedBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """What a CUDA graph records: loss, backward and optimiser step on a padded batch; loss and error sums."""
         self.optimizer.zero_grad(set_to_none=False)  # in place: the gradients keep their addresses
-        pred = self.model(padded.batch, compute_forces=Property.FORCES in self.targets)
+        pred = self.model(padded.batch, compute_forces=Property.FORCES in self.targets,
+                          compute_stress=Property.STRESS in self.targets)
         errors = padded.masked(residuals(pred, padded.labels, padded.batch))
         loss = weighted_loss(errors, self.scales, self.weights, dict(zip(padded.labels, padded.counts)))
         loss.backward()

@@ -14,6 +14,7 @@ UNITS = {
     Property.DIPOLE_MAGNITUDE: ("e*A", 1.0),
     Property.ENERGY: ("meV/atom", 1000.0),
     Property.FORCES: ("meV/A", 1000.0),
+    Property.STRESS: ("meV/A^3", 1000.0),
 }
 #: e*Angstrom -> Debye
 E_ANGSTROM_IN_DEBYE = 1.0 / Debye

@@ -12,6 +12,7 @@ AXIS_LABELS = {
     Property.DIPOLE_MAGNITUDE: "|dipole| (e*A)",
     Property.ENERGY: "E/atom - element refs (eV)",
     Property.FORCES: "force component (eV/A)",
+    Property.STRESS: "stress component (eV/A^3)",
 }
 
 

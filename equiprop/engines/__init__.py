@@ -1,0 +1,1 @@
+"""equiprop models inside MD engines: i-PI (``ipi.py``). Above ``models``, beside the ASE calculator."""
