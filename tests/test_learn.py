@@ -113,3 +113,36 @@ def test_schedule_changes_settings_from_its_round_on_and_is_checked(tmp_path, ca
     bad.write_text("schedule:\n  3: {seed: 7}\n")
     assert main(["learn", str(tmp_path / "run"), "--config", str(bad)]) == 2
     assert "schedule: 3: 'seed' cannot change between rounds" in capsys.readouterr().err
+
+
+def test_an_interrupted_exploration_resumes_after_its_last_finished_stage(slice_file, tmp_path, monkeypatch):
+    import equiprop.learn.explore as exploring
+    from equiprop.learn.loop import LearnConfig as Config
+
+    committee, _ = trainer({**TINY, "epochs": 1, "data": str(slice_file), "ensemble": 2,
+                            "out": str(tmp_path / "committee")}, False)
+    settings = Config(explore={**EXPLORE, "temperatures": [200, 300]}).explore_settings()
+    whole = exploring.explore(committee, settings, seed=3, log=lambda m: None)
+
+    real_md = exploring.run_replicas
+    calls = {"md": 0}
+
+    def md_that_stops_at_300K(starts, calc, md, **kwargs):
+        calls["md"] += 1
+        if md.temperature == 300:
+            raise KeyboardInterrupt  # the session ends during the second temperature
+        return real_md(starts, calc, md, **kwargs)
+
+    monkeypatch.setattr(exploring, "run_replicas", md_that_stops_at_300K)
+    cache = tmp_path / "explore"
+    with pytest.raises(KeyboardInterrupt):
+        exploring.explore(committee, settings, seed=3, log=lambda m: None, cache=cache)
+    assert sorted(p.name for p in cache.iterdir()) == ["md-200K.json", "md-200K.xyz", "relax.json", "relax.xyz"]
+
+    monkeypatch.setattr(exploring, "run_replicas", real_md)
+    monkeypatch.setattr(exploring, "relax", lambda *a: pytest.fail("relaxed again"))
+    resumed = exploring.explore(committee, settings, seed=3, log=lambda m: None, cache=cache)
+    assert [a.info["trajectory"] for a in resumed.candidates] == [a.info["trajectory"] for a in whole.candidates]
+    for a, b in zip(resumed.candidates, whole.candidates):
+        np.testing.assert_allclose(a.positions, b.positions, atol=1e-6)
+    assert resumed.stops == whole.stops

@@ -15,8 +15,10 @@ Layout of ``OUT`` (``learn.yaml`` holds the :class:`LearnConfig`):
 - ``learning_curve.png`` and ``learning_curve.csv``: scores by round
 
 Each stage is skipped when its output exists, so an interrupted run resumes
-where it stopped: ``equiprop learn --resume OUT``. The committee and ``train.xyz``
-are scratch that a resumed round rebuilds if needed; ``candidates.xyz`` (every
+where it stopped: ``equiprop learn --resume OUT``; the exploration resumes after its
+last finished stage (relaxations, each temperature's MD), kept in ``round-K/explore/``.
+The committee, ``train.xyz`` and ``explore/`` are scratch that a resumed round rebuilds
+if needed; ``candidates.xyz`` (every
 explored frame, ~0.4 MB a round) is kept as the pool for a random-selection baseline.
 """
 
@@ -172,7 +174,7 @@ def _train_explore_select(config: LearnConfig, k: int, folder: Path, train_commi
     low = config.low if config.low is not None else in_domain
     start = time.perf_counter()
     earlier = [a for j in range(k) for a in _minima_of(Path(config.out) / f"round-{j}")]
-    found = explore(committee, config.explore_settings(), seed, earlier, log)
+    found = explore(committee, config.explore_settings(), seed, earlier, log, cache=folder / "explore")
     scores, predicted = score(committee, found.candidates)
     explore_seconds = time.perf_counter() - start
     rule = Selection(config.select, low, config.high, per_trajectory=config.per_trajectory, minima=config.minima,
