@@ -124,7 +124,7 @@ class AtomisticModel(nn.Module):
         return out
 
     def outputs(self, batch: GraphBatch, positions: torch.Tensor, references: bool = True,
-                cell: torch.Tensor | None = None) -> dict[Property, torch.Tensor]:
+                cell: torch.Tensor | None = None, vectors: torch.Tensor | None = None) -> dict[Property, torch.Tensor]:
         """Every target but forces, as functions of ``positions [n_atoms, 3]`` (used instead of ``batch.positions``)
         and ``cell [n_structures, 3, 3]`` (instead of ``batch.cell``; strained for the stress).
 
@@ -132,15 +132,22 @@ class AtomisticModel(nn.Module):
         (:meth:`reference_energy`), resolved to float32 precision of its own small
         size rather than of the total (a committee's energy spread needs this).
 
+        ``vectors [n_edges, 3]``: the edge vectors ``r_j - r_i + S @ cell`` of ``batch.edge_index``
+        (not paired), given instead of computed from ``positions``: an engine's neighbour list
+        carries them with its own autograd (``engines/metatomic.py``).
+
         Forces are ``-d energy / d positions``: :meth:`forward` takes them by autograd;
         a functional transform (``torch.func.grad``, as in ``bench/compile_speed.py``) can too.
         """
         edge_index, cell_shifts = batch.edge_index, batch.cell_shifts
         if batch.paired_edges:  # the second half reverses the first: geometry once per pair
+            if vectors is not None:
+                raise ValueError("precomputed vectors need a batch without paired_edges")
             half = edge_index.shape[1] // 2
             edge_index, cell_shifts = edge_index[:, :half], cell_shifts[:half]
-        cell = batch.cell if cell is None else cell
-        vectors = edge_vectors(positions, edge_index, cell_shifts, cell, batch.structure)
+        if vectors is None:
+            cell = batch.cell if cell is None else cell
+            vectors = edge_vectors(positions, edge_index, cell_shifts, cell, batch.structure)
         scalars, atomic_dipoles = self.represent(batch, vectors)
         out: dict[Property, torch.Tensor] = {}
         charges = self._charges(scalars, batch) if self.charge_head is not None else None
