@@ -1,0 +1,1 @@
+"""Vibrational spectra from a model: harmonic modes and IR intensities (``harmonic.py``)."""

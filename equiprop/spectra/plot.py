@@ -1,0 +1,32 @@
+"""Spectrum figures: sticks and their broadened envelope, optionally above a reference (PNG)."""
+
+import numpy as np
+
+from equiprop.spectra.harmonic import broadened
+
+
+def plot_harmonic(path, frequencies, intensities, width: float = 20.0, label: str = "model",
+                  reference: tuple[np.ndarray, np.ndarray] | None = None, reference_label: str = "reference") -> None:
+    """IR sticks (cm^-1, (D/A)^2/amu) broadened by Lorentzians of FWHM ``width``; a reference is drawn mirrored below."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    top = max(float(np.max(frequencies, initial=0.0)), float(np.max(reference[0], initial=0.0)) if reference else 0.0)
+    grid = np.linspace(0.0, 1.1 * top + 200.0, 4000)
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    curves = [(frequencies, intensities, 1.0, label, "C0")]
+    if reference is not None:
+        curves.append((reference[0], reference[1], -1.0, reference_label, "C3"))
+    for freq, inten, sign, name, color in curves:
+        ax.plot(grid, sign * broadened(freq, inten, grid, width) * width, color=color, label=name)
+        ax.vlines(freq, 0.0, sign * inten, color=color, alpha=0.5, linewidth=1)
+    ax.axhline(0.0, color="black", linewidth=0.5)
+    ax.set_xlabel("wavenumber (cm$^{-1}$)")
+    ax.set_ylabel("IR intensity ((D/Å)$^2$/amu)")
+    ax.set_title(f"harmonic IR (sticks; envelope: Lorentzians, FWHM {width:g} cm$^{{-1}}$, peak x FWHM)", fontsize=9)
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
