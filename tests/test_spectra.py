@@ -88,3 +88,64 @@ def test_spectrum_harmonic_command(run_dir, tmp_path):
     assert main(args) == 2  # no silent overwrite
     assert main(args + ["--overwrite", "--reference", str(out / "modes.csv")]) == 0
     assert main(args + ["--overwrite", "--reference", str(structure)]) == 2  # not a modes.csv: one line, exit 2
+
+
+def test_md_spectrum_recovers_known_frequencies_and_areas():
+    from ase import units
+
+    from equiprop.spectra.dynamics import CM_PER_INVERSE_FS, ir_spectrum, vibrational_dos
+
+    dt, t = 0.5, np.arange(16000) * 0.5
+    bands = {1650.0: 0.04, 3400.0: 0.01}  # cm^-1: amplitude of the dipole's oscillation (e*A)
+    dipoles = np.zeros((len(t), 3))
+    for k, (nu, amplitude) in enumerate(bands.items()):
+        dipoles[:, k] += amplitude * np.cos(2 * np.pi * nu / CM_PER_INVERSE_FS * t + k)
+    spectrum = ir_spectrum(dipoles, dt, temperature=300.0)
+    kt = units.kB * 300.0
+    for nu, amplitude in bands.items():
+        band = np.abs(spectrum.wavenumbers - nu) < 150
+        assert spectrum.wavenumbers[band][np.argmax(spectrum.values[band])] == pytest.approx(nu, abs=spectrum.resolution)
+        omega = 2 * np.pi * nu / CM_PER_INVERSE_FS  # fs^-1: <mu'^2> = (a w)^2 / 2
+        expected = (amplitude * omega) ** 2 / 2 * units._amu * 1e10 / units._e / kt / units.Debye ** 2
+        assert np.trapezoid(spectrum.values[band], spectrum.wavenumbers[band]) == pytest.approx(expected, rel=0.03)
+    # the density of states integrates to the degrees of freedom at equipartition: m <v^2> = kT per component
+    rng = np.random.default_rng(1)
+    masses = np.array([16.0, 1.0, 1.0])
+    amplitude = np.sqrt(2 * kt / (masses * units._amu * 1e10 / units._e))  # A/fs: cos^2 averages 1/2
+    phases = rng.uniform(0, 2 * np.pi, (3, 3))
+    velocities = amplitude[None, :, None] * np.cos(2 * np.pi * 2000.0 / CM_PER_INVERSE_FS * t[:, None, None] + phases)
+    vdos = vibrational_dos(velocities, masses, dt, 300.0)
+    assert np.trapezoid(vdos.values, vdos.wavenumbers) == pytest.approx(9.0, rel=0.01)
+
+
+def test_md_band_areas_are_the_harmonic_intensities(tmp_path):
+    """NVE of the model's monomer with each normal mode given kT: the IR bands have the harmonic sticks' areas."""
+    import ase.io
+    from ase import units
+    from ase.md.verlet import VelocityVerlet
+
+    model = make_model("so3net", dtype=torch.float64)
+    atoms = molecule("H2O")
+    atoms.calc = equiprop.EquipropCalculator(model)
+    assert BFGS(atoms, logfile=None).run(fmax=1e-5, steps=1000)
+    result = harmonic(model, atoms)
+    temperature = 2.0  # low: this random model is anharmonic (at 20 K its bands lose 5-10% of their area)
+    masses = atoms.get_masses()
+    velocities = np.zeros((len(atoms), 3))
+    for k in result.vibrations(50.0):  # kinetic energy kT per mode at t = 0: mode energy kT, as equipartition
+        pattern = result.modes[k] * np.sqrt(masses)[:, None]  # unit mass-weighted vector
+        velocities += np.sqrt(2 * units.kB * temperature) * pattern / np.sqrt(masses)[:, None]
+    atoms.set_velocities(velocities)
+    path = tmp_path / "md.xyz"
+    dynamics = VelocityVerlet(atoms, 0.25 * units.fs)
+    dynamics.attach(lambda: ase.io.write(path, atoms, append=True), interval=2)
+    dynamics.run(6000)
+    out = tmp_path / "spectrum"
+    assert main(["spectrum", "md", str(path), "--out", str(out), "--dt", "0.5", "--temperature", str(temperature)]) == 0
+    table = np.loadtxt(out / "ir.csv", delimiter=",", skiprows=1)
+    for k in result.vibrations(50.0):
+        band = np.abs(table[:, 0] - result.frequencies[k]) < 150
+        area = np.trapezoid(table[band, 1], table[band, 0])
+        assert area == pytest.approx(result.intensities[k], rel=0.03)
+    assert (out / "vdos.csv").is_file() and (out / "spectrum.png").stat().st_size > 10_000
+    assert main(["spectrum", "md", str(path), "--out", str(out), "--dt", "0.5", "--temperature", "2"]) == 2

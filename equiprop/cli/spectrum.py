@@ -1,4 +1,5 @@
-"""``equiprop spectrum harmonic``: optimise, then harmonic frequencies and IR intensities by autograd."""
+"""``equiprop spectrum harmonic`` (optimise, then frequencies and IR intensities by autograd) and
+``equiprop spectrum md`` (IR and vibrational density of states from a trajectory)."""
 
 import csv
 from pathlib import Path
@@ -35,6 +36,30 @@ def add_commands(commands) -> None:
     harmonic.add_argument("--reference", help="a modes.csv (freq_cm, ir_intensity) drawn mirrored below, e.g. DFT")
     harmonic.add_argument("--overwrite", action="store_true", help="replace an existing OUT/modes.csv")
     harmonic.set_defaults(run=run_harmonic)
+    add_md_command(kinds)
+
+
+def add_md_command(kinds) -> None:
+    md = kinds.add_parser(
+        "md", help="IR spectrum and vibrational density of states from an MD trajectory with dipoles",
+        description="Reads a trajectory whose frames hold the dipole (e*A; what ASE writes to extxyz from the equiprop "
+                    "calculator, or --dipole-key) and, for the density of states, momenta (else velocities from "
+                    "positions by central differences). IR: the Fourier transform of the dipole-derivative "
+                    "autocorrelation over kT, in (D/A)^2/amu per cm^-1, so a band's area is the harmonic intensity "
+                    "of its mode; density of states: integrates to the degrees of freedom. Hann window on the lags; "
+                    "resolution 1/(c * max lag). Writes OUT/ir.csv, OUT/vdos.csv and OUT/spectrum.png "
+                    "(equiprop/spectra/dynamics.py).")
+    md.add_argument("trajectory", help="frames in time order (extxyz or any format ASE reads)")
+    md.add_argument("--out", required=True)
+    md.add_argument("--dt", type=float, required=True, help="time between frames, fs")
+    md.add_argument("--temperature", type=float, required=True, help="K: the run's temperature (scales the spectra)")
+    md.add_argument("--dipole-key", default="dipole", help="per-frame dipole: info key or calculator result (default dipole)")
+    md.add_argument("--qcf", choices=["harmonic", "standard", "schofield"], default="harmonic",
+                    help="quantum correction factor (default harmonic: the classical dipole-derivative spectrum)")
+    md.add_argument("--max-lag", type=float, help="longest correlation lag, fs (default: half the run)")
+    md.add_argument("--harmonic", help="a modes.csv of `spectrum harmonic` drawn as sticks on the IR panel")
+    md.add_argument("--overwrite", action="store_true", help="replace an existing OUT/ir.csv")
+    md.set_defaults(run=run_md)
 
 
 def run_harmonic(args) -> int:
@@ -104,3 +129,60 @@ def read_modes(path) -> tuple[np.ndarray, np.ndarray]:
         return tuple(np.array([float(row[c]) for row in rows]) for c in ("freq_cm", "ir_intensity"))
     except ValueError as error:
         raise InputError(f"{path}: not a number ({error})") from None
+
+
+def run_md(args) -> int:
+    from equiprop.spectra.dynamics import ir_spectrum, vibrational_dos
+    from equiprop.spectra.plot import plot_dynamics
+
+    out = Path(args.out)
+    if (out / "ir.csv").exists() and not args.overwrite:
+        raise InputError(f"{out / 'ir.csv'}: exists; pass --overwrite to replace it")
+    if args.dt <= 0 or args.temperature <= 0:
+        raise InputError(f"--dt and --temperature must be positive, got {args.dt} and {args.temperature}")
+    sticks = read_modes(args.harmonic) if args.harmonic else None
+    frames = read_structures(args.trajectory)
+    if len(frames) < 16:
+        raise InputError(f"{args.trajectory}: {len(frames)} frames; a spectrum needs a run (at least 16 frames)")
+    max_lag = None if args.max_lag is None else max(2, min(int(args.max_lag / args.dt), len(frames)))
+    ir = ir_spectrum(frame_dipoles(frames, args), args.dt, args.temperature, max_lag, args.qcf)
+    signal, source = frame_velocities(frames)
+    vdos = vibrational_dos(signal, frames[0].get_masses(), args.dt, args.temperature, max_lag,
+                           positions=source != "momenta")
+    out.mkdir(parents=True, exist_ok=True)
+    write_columns(out / "ir.csv", ["wavenumber_cm", "ir_per_cm"], ir.wavenumbers, ir.values)
+    write_columns(out / "vdos.csv", ["wavenumber_cm", "states_per_cm"], vdos.wavenumbers, vdos.values)
+    plot_dynamics(out / "spectrum.png", ir, vdos, sticks=sticks, title=f"{len(frames)} frames, {args.dt:g} fs apart, "
+                  f"{args.temperature:g} K, {args.qcf} QCF; resolution {ir.resolution:.1f} cm$^{{-1}}$")
+    print(f"{len(frames)} frames ({len(frames) * args.dt / 1000:.2f} ps), resolution {ir.resolution:.1f} cm^-1, "
+          f"velocities from {source}: {out / 'ir.csv'}, {out / 'vdos.csv'}, {out / 'spectrum.png'}")
+    return 0
+
+
+def frame_dipoles(frames, args) -> np.ndarray:
+    """``[n_frames, 3]`` e*A from each frame's info or calculator results under ``--dipole-key``."""
+    dipoles = []
+    for k, atoms in enumerate(frames):
+        results = atoms.calc.results if atoms.calc is not None else {}
+        value = atoms.info.get(args.dipole_key, results.get(args.dipole_key))
+        if value is None or np.shape(value) != (3,):
+            raise InputError(f"structure {k} of {args.trajectory}: no 3-vector {args.dipole_key!r} in info or "
+                             f"calculator results (--dipole-key)")
+        dipoles.append(np.asarray(value, dtype=np.float64))
+    return np.array(dipoles)
+
+
+def frame_velocities(frames) -> tuple[np.ndarray, str]:
+    """``[n_frames, n_atoms, 3]``: velocities (Angstrom/fs) from the frames' momenta, or else their positions."""
+    from ase import units
+
+    if all("momenta" in atoms.arrays for atoms in frames):
+        return np.array([atoms.get_velocities() for atoms in frames]) * units.fs, "momenta"
+    return np.array([atoms.positions for atoms in frames]), "positions (no momenta in the frames)"
+
+
+def write_columns(path: Path, names, *columns) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(names)
+        writer.writerows([f"{v:.6g}" for v in row] for row in zip(*columns))

@@ -30,3 +30,31 @@ def plot_harmonic(path, frequencies, intensities, width: float = 20.0, label: st
     fig.tight_layout()
     fig.savefig(path, dpi=150)
     plt.close(fig)
+
+
+def plot_dynamics(path, ir, vdos, sticks: tuple[np.ndarray, np.ndarray] | None = None, title: str = "") -> None:
+    """Two panels: the MD IR spectrum (with harmonic ``sticks`` on a second axis) and the density of states."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    top = 4200.0
+    fig, (upper, lower) = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
+    keep = ir.wavenumbers <= top
+    upper.plot(ir.wavenumbers[keep], ir.values[keep], color="C0", label="MD")
+    upper.set_ylabel("IR ((D/Å)$^2$/amu per cm$^{-1}$)")
+    if sticks is not None:
+        harmonic = upper.twinx()
+        harmonic.vlines(sticks[0], 0.0, sticks[1], color="C3", alpha=0.7, label="harmonic")
+        harmonic.set_ylabel("harmonic ((D/Å)$^2$/amu)", color="C3")
+        harmonic.set_ylim(bottom=0.0)
+    keep = vdos.wavenumbers <= top
+    lower.plot(vdos.wavenumbers[keep], vdos.values[keep], color="C2")
+    lower.set_ylabel("density of states (per cm$^{-1}$)")
+    lower.set_xlabel("wavenumber (cm$^{-1}$)")
+    lower.set_xlim(0.0, top)
+    upper.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
