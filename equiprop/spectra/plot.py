@@ -20,12 +20,12 @@ def plot_harmonic(path, frequencies, intensities, width: float = 20.0, label: st
     if reference is not None:
         curves.append((reference[0], reference[1], -1.0, reference_label, "C3"))
     for freq, inten, sign, name, color in curves:
-        ax.plot(grid, sign * broadened(freq, inten, grid, width) * width, color=color, label=name)
+        ax.plot(grid, sign * broadened(freq, inten, grid, width) * np.pi * width / 2, color=color, label=name)
         ax.vlines(freq, 0.0, sign * inten, color=color, alpha=0.5, linewidth=1)
     ax.axhline(0.0, color="black", linewidth=0.5)
     ax.set_xlabel("wavenumber (cm$^{-1}$)")
     ax.set_ylabel("IR intensity ((D/Å)$^2$/amu)")
-    ax.set_title(f"harmonic IR (sticks; envelope: Lorentzians, FWHM {width:g} cm$^{{-1}}$, peak x FWHM)", fontsize=9)
+    ax.set_title(f"harmonic IR: sticks, and Lorentzians of FWHM {width:g} cm$^{{-1}}$ peaking at their stick", fontsize=9)
     ax.legend(frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=150)
