@@ -193,6 +193,10 @@ def run_md(args) -> int:
                   f"{args.temperature:g} K, {args.qcf} QCF; resolution {ir.resolution:.1f} cm$^{{-1}}$")
     print(f"{len(frames)} frames ({len(frames) * args.dt / 1000:.2f} ps), resolution {ir.resolution:.1f} cm^-1, "
           f"velocities from {source}: {out / 'ir.csv'}, {out / 'vdos.csv'}, {out / 'spectrum.png'}")
+    if source == "momenta":  # a check on --temperature, which scales both spectra
+        kinetic = np.mean([atoms.get_temperature() for atoms in frames])
+        print(f"the frames' mean kinetic temperature: {kinetic:.0f} K (3N degrees of freedom; "
+              f"{kinetic * 3 * len(frames[0]) / max(3 * len(frames[0]) - 6, 1):.0f} K for 3N - 6); --temperature {args.temperature:g}")
     return 0
 
 
