@@ -208,3 +208,34 @@ def test_a_periodic_input_is_an_error_before_anything_is_computed(tmp_path, caps
     assert main(["label", str(tmp_path / "w.xyz"), str(tmp_path / "out.xyz")]) == 2
     err = capsys.readouterr().err.strip()
     assert "periodic" in err and "pbc=False" in err and "\n" not in err
+
+
+def test_polarizability_rotates_as_a_tensor_and_does_not_depend_on_the_field():
+    """Finite-field alpha of water: symmetric, positive, R alpha R^T under rotation, the same for two field strengths."""
+    from ase.units import Bohr
+
+    from conftest import random_rotation
+    from equiprop.labelling.pyscf_labels import polarizability
+
+    water, R = molecule("H2O"), random_rotation(3)
+    turned = water.copy()
+    turned.positions = water.positions @ R.T + (1.0, 0.5, -2.0)
+    mf = _scf(water)
+    centre = water.positions.mean(axis=0) / Bohr
+    alpha = polarizability(mf, centre, 0.001)
+    np.testing.assert_allclose(alpha, alpha.T, atol=1e-12)
+    assert np.all(np.linalg.eigvalsh(alpha) > 0.3)  # A^3; PBE0/def2-SVP: 0.46, 0.80, 1.07 (no diffuse functions)
+    np.testing.assert_allclose(polarizability(mf, centre, 0.002), alpha, rtol=2e-4, atol=2e-4)
+    alpha_turned = polarizability(_scf(turned), turned.positions.mean(axis=0) / Bohr, 0.001)
+    np.testing.assert_allclose(alpha_turned, R @ alpha @ R.T, atol=2e-4)  # the DFT grid turns with the axes, not the molecule
+
+
+def test_label_polarizability_flag_writes_the_key(tmp_path):
+    path = tmp_path / "water.xyz"
+    molecule("H2O").write(path)
+    out = tmp_path / "labelled.xyz"
+    assert main(["label", str(path), str(out), "--polarizability"]) == 0
+    frame = ase.io.read(out)
+    alpha = np.asarray(frame.info["dft_polarizability"]).reshape(3, 3)
+    assert np.trace(alpha) / 3 == pytest.approx(0.777, abs=0.01)  # isotropic, A^3 (PBE0/def2-SVP; experiment 1.47)
+    assert "dft_quadrupole" in frame.info and "dft_energy" in frame.info

@@ -17,6 +17,9 @@ def add_commands(commands) -> None:
     label.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                        help="cuda: SCF and gradients on a GPU through gpu4pyscf (pip install 'equiprop[gpu]'), same keys "
                             "and units (default: cpu)")
+    label.add_argument("--polarizability", action="store_true",
+                       help="also dft_polarizability (info, 3x3, A^3) by finite fields: six more SCFs per structure")
+    label.add_argument("--field", type=float, default=0.001, help="finite-field strength, atomic units (default 0.001)")
     label.add_argument("--overwrite", action="store_true", help="replace the output instead of resuming it")
     label.set_defaults(run=run_label)
 
@@ -35,7 +38,7 @@ def run_label(args: argparse.Namespace) -> int:
     from equiprop.labelling.settings import DFTSettings
 
     settings = DFTSettings(xc=args.xc, basis=args.basis, grid_level=args.grid_level, density_fit=not args.no_density_fit,
-                           device=args.device)
+                           device=args.device, polarizability=args.polarizability, field=args.field)
     report = label_file(args.input, args.output, settings, overwrite=args.overwrite, log=lambda m: print(m, file=sys.stderr))
     print(f"labelled {len(report.written)} structures ({report.resumed} from before) into {args.output}")
     if report.skipped:

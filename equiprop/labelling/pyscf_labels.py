@@ -22,6 +22,7 @@ class DFTLabels:
     charges: np.ndarray  # [n_atoms], e, Hirshfeld, summing to the total charge
     seconds: float
     quadrupole: np.ndarray | None = None  # [3, 3], e*Angstrom^2, traceless, about the geometric centre
+    polarizability: np.ndarray | None = None  # [3, 3], Angstrom^3 (alpha / (4 pi eps0)), symmetric
 
 
 def quadrupole_moment(mf, centre_bohr: np.ndarray) -> np.ndarray:
@@ -41,6 +42,35 @@ def quadrupole_moment(mf, centre_bohr: np.ndarray) -> np.ndarray:
     second += np.einsum("a,ax,ay->xy", mol.atom_charges(), arms, arms)
     theta = 0.5 * (3 * second - np.trace(second) * np.eye(3))
     return theta * Bohr**2
+
+
+def polarizability(mf, centre_bohr: np.ndarray, field: float) -> np.ndarray | None:
+    """Static dipole polarizability ``alpha_ij = d mu_i / d F_j`` by central finite fields, ``[3, 3]`` Angstrom^3.
+
+    Six SCFs with a uniform field ``+-field`` (atomic units) along x, y, z added to the
+    core Hamiltonian (``-mu . F``, dipole integrals about ``centre_bohr``), each started
+    from the field-free density. Symmetrised; None if a field SCF does not converge.
+    The error of the central difference is O(field^2): with 0.001 au below 1e-4 relative
+    for water (docs/design.md, "Polarizabilities").
+    """
+    mol = mf.mol
+    with mol.with_common_orig(centre_bohr):
+        dipole_integrals = mol.intor_symmetric("int1e_r")  # [3, nao, nao], electron position
+    hcore, density = mf.get_hcore(), mf.make_rdm1()
+    alpha = np.zeros((3, 3))
+    for j in range(3):
+        dipoles = []
+        for sign in (1.0, -1.0):
+            field_mf = mf.copy()
+            field_mf.conv_tol = min(mf.conv_tol, 1e-11)  # the dipole difference is ~1e-3 of the dipole
+            # an electron (charge -1) in the field F has energy +F . r: h = h0 + F_j r_j
+            field_mf.get_hcore = lambda *args, h=hcore + sign * field * dipole_integrals[j]: h
+            field_mf.kernel(dm0=density)
+            if not field_mf.converged:
+                return None
+            dipoles.append(field_mf.dip_moment(unit="AU", origin=centre_bohr, verbose=0))
+        alpha[:, j] = (dipoles[0] - dipoles[1]) / (2 * field)
+    return 0.5 * (alpha + alpha.T) * Bohr**3
 
 
 def charge_and_spin(atoms: Atoms, index: int = 0, source: str | None = None) -> tuple[int, int]:
@@ -113,6 +143,9 @@ def compute_labels(atoms: Atoms, settings: DFTSettings, index: int = 0, source: 
         gradient, mf = np.asarray(gradient.get() if hasattr(gradient, "get") else gradient), mf.to_cpu()
     centre = atoms.positions.mean(axis=0) / Bohr
     dipole = mf.dip_moment(unit="AU", origin=centre, verbose=0)  # e*Bohr
+    alpha = polarizability(mf, centre, settings.field) if settings.polarizability else None
+    if settings.polarizability and alpha is None:
+        return None
     return DFTLabels(
         energy=float(energy) * Hartree,
         forces=-np.asarray(gradient) * Hartree / Bohr,
@@ -120,4 +153,5 @@ def compute_labels(atoms: Atoms, settings: DFTSettings, index: int = 0, source: 
         charges=hirshfeld_charges(mf, charge, settings),
         seconds=time.perf_counter() - start,
         quadrupole=quadrupole_moment(mf, centre),
+        polarizability=alpha,
     )

@@ -21,6 +21,8 @@ from equiprop.labelling.settings import DFTSettings
 SOURCE_INDEX_KEY = "source_index"
 #: ``info`` key of the traceless quadrupole (9 numbers, row-major 3x3, e*Angstrom^2, about the geometric centre).
 QUADRUPOLE_KEY = "dft_quadrupole"
+#: ``info`` key of the static polarizability (9 numbers, row-major 3x3, Angstrom^3), with ``equiprop label --polarizability``.
+POLARIZABILITY_KEY = "dft_polarizability"
 
 
 @dataclass
@@ -39,6 +41,8 @@ def labelled_frame(atoms: Atoms, labels: DFTLabels, index: int, settings: DFTSet
     frame.info.update({keys.energy: labels.energy, keys.dipole: labels.dipole, "method": settings.describe(), SOURCE_INDEX_KEY: index})
     if labels.quadrupole is not None:
         frame.info[QUADRUPOLE_KEY] = np.asarray(labels.quadrupole).reshape(9)  # row-major 3x3
+    if labels.polarizability is not None:
+        frame.info[POLARIZABILITY_KEY] = np.asarray(labels.polarizability).reshape(9)
     frame.arrays[keys.forces] = labels.forces
     frame.arrays[keys.charges] = labels.charges
     return frame

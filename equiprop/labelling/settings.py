@@ -14,6 +14,8 @@ class DFTSettings:
     free_atom_grid_level: int = 4  # free-atom SCF for the Hirshfeld promolecule
     max_cycle: int = 100
     device: str = "cpu"  # "cuda": SCF and gradients through gpu4pyscf (pip install 'equiprop[gpu]')
+    polarizability: bool = False  # also the static dipole polarizability by finite fields (6 more SCFs)
+    field: float = 0.001  # atomic units (5.1e8 V/m): the finite field's strength (central differences)
 
     def describe(self) -> str:
         fit = ", density fitting" if self.density_fit else ""
