@@ -47,6 +47,8 @@ def run_predict(args) -> int:
             if key in DIPOLE_KEYS and k in skipped:  # NaN: a cell has no dipole
                 continue
             value = np.asarray(values[k], dtype=float)
+            if not is_per_atom(key) and value.ndim == 2:  # a 3x3 (quadrupole) in info: 9 numbers, row-major
+                value = value.reshape(-1)
             (atoms.arrays if is_per_atom(key) else atoms.info)[PREFIX + key] = value
     write_structures(args.output, frames, overwrite=args.overwrite)
     print(f"wrote {len(frames)} structures with {', '.join(PREFIX + k for k in out)} to {args.output}")

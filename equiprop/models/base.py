@@ -13,7 +13,7 @@ from equiprop.keys import Property
 from equiprop.nn.geometry import edge_vectors, strained, stress_from_strain_derivative
 from equiprop.nn.precision import as_dtype
 from equiprop.nn.repulsion import PairRepulsion
-from equiprop.nn.readout import ScalarReadout, centered_positions, constrain_charges
+from equiprop.nn.readout import ScalarReadout, centered_positions, constrain_charges, point_quadrupoles
 from equiprop.nn.scatter import scatter_sum
 from equiprop.models.normalization import atomic_energy_scale, element_counts, fit_element_energies
 
@@ -55,7 +55,8 @@ class AtomisticModel(nn.Module):
         self.targets = Property.parse(targets)
         self.charge_constraint = charge_constraint
         self.dipole_from_charges = dipole_from_charges
-        needs_charges = Property.CHARGES in self.targets or (self.predicts_dipole and dipole_from_charges)
+        needs_charges = (Property.CHARGES in self.targets or Property.QUADRUPOLE in self.targets
+                         or (self.predicts_dipole and dipole_from_charges))
         magnitude_only = Property.DIPOLE_MAGNITUDE in self.targets and Property.DIPOLE not in self.targets
         self.charge_head = ScalarReadout(features, zero_init=not magnitude_only) if needs_charges else None
         self.energy_head = ScalarReadout(features) if Property.ENERGY in self.targets else None
@@ -85,8 +86,14 @@ class AtomisticModel(nn.Module):
             if scale:
                 self.energy_scale.fill_(atomic_energy_scale(counts, energies, references))
 
-    def represent(self, batch: GraphBatch, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Invariant features ``[n_atoms, features]`` and per-atom l=1 vectors ``[n_atoms, 3]`` (or None).
+    @property
+    def needs_atomic_dipoles(self) -> bool:
+        """Whether per-atom dipoles are read out (for the dipole, and for the quadrupole they contribute to)."""
+        return self.predicts_dipole or Property.QUADRUPOLE in self.targets
+
+    def represent(self, batch: GraphBatch, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Invariant features ``[n_atoms, features]``, per-atom l=1 vectors ``[n_atoms, 3]`` and per-atom
+        traceless quadrupoles ``[n_atoms, 3, 3]`` (each None where the model has none).
 
         ``vectors [n_edges, 3]``; for a ``paired_edges`` batch only the first
         half's ``[n_edges / 2, 3]`` (the second half are their negatives).
@@ -148,7 +155,7 @@ class AtomisticModel(nn.Module):
         if vectors is None:
             cell = batch.cell if cell is None else cell
             vectors = edge_vectors(positions, edge_index, cell_shifts, cell, batch.structure)
-        scalars, atomic_dipoles = self.represent(batch, vectors)
+        scalars, atomic_dipoles, atomic_quadrupoles = self.represent(batch, vectors)
         out: dict[Property, torch.Tensor] = {}
         charges = self._charges(scalars, batch) if self.charge_head is not None else None
         if Property.CHARGES in self.targets:
@@ -159,6 +166,8 @@ class AtomisticModel(nn.Module):
                 out[Property.DIPOLE] = dipole
             if Property.DIPOLE_MAGNITUDE in self.targets:
                 out[Property.DIPOLE_MAGNITUDE] = torch.linalg.vector_norm(dipole, dim=1)
+        if Property.QUADRUPOLE in self.targets:
+            out[Property.QUADRUPOLE] = self._quadrupole(charges, atomic_dipoles, atomic_quadrupoles, positions, batch)
         if Property.ENERGY in self.targets:
             atomic = self.energy_head(scalars) * self.energy_scale
             if references:
@@ -189,6 +198,15 @@ class AtomisticModel(nn.Module):
         if atomic_dipoles is not None:
             dipole = dipole + scatter_sum(atomic_dipoles, batch.structure, batch.n_structures)
         return dipole
+
+    def _quadrupole(self, charges, atomic_dipoles, atomic_quadrupoles, positions, batch: GraphBatch) -> torch.Tensor:
+        """Traceless ``Theta = 1/2 sum q (3 r r^T - r^2 I)`` of the charges, plus the atomic dipoles' and
+        quadrupoles' parts, about each structure's geometric centre (as the labeller), ``[n_structures, 3, 3]``."""
+        arms = centered_positions(positions, batch.structure, batch.n_atoms)
+        theta = point_quadrupoles(charges, atomic_dipoles, arms)  # [n_atoms, 3, 3]
+        if atomic_quadrupoles is not None:
+            theta = theta + atomic_quadrupoles
+        return scatter_sum(theta, batch.structure, batch.n_structures)
 
     def predict(self, frames, batch_size: int = 32, source: str | None = None, compile: bool = False,
                 graphs=None, stress: bool = False) -> dict[str, object]:

@@ -11,7 +11,8 @@ from equiprop.nn.embedding import ElementEmbedding
 from equiprop.nn.precision import default_dtype
 from equiprop.nn.irreps import check_lmax, check_sh_lmax
 from equiprop.nn.radial import CosineCutoff, GaussianRBF
-from equiprop.nn.readout import VectorReadout
+from equiprop.keys import Property
+from equiprop.nn.readout import TensorReadout, VectorReadout
 from equiprop.nn.so3block import SO3Interaction
 
 
@@ -40,7 +41,9 @@ class SO3Net(AtomisticModel):
     product), raises body order with a channel-wise self tensor product, applies
     a gated nonlinearity and linear mixing, and adds the result (residual).
     Scalars feed the charge and energy heads; the l=1 part feeds per-atom
-    dipoles that are summed per structure.
+    dipoles that are summed per structure; with the ``quadrupole`` target and
+    lmax >= 2 the l=2 part feeds per-atom quadrupoles, added to those of the
+    charges and atomic dipoles (``AtomisticModel._quadrupole``).
 
     Args:
         elements: ordered chemical symbols, e.g. ``["H", "O"]``; element
@@ -104,15 +107,17 @@ class SO3Net(AtomisticModel):
             self.fcut = CosineCutoff(cutoff)
             self.sh = o3.SphericalHarmonics(o3.Irreps.spherical_harmonics(self.sh_lmax), normalize=True, normalization="component")
             # the last interaction computes only the degrees its readouts use: l = 0, and l = 1 for dipoles
-            lmax_last = 1 if self.predicts_dipole else 0
+            wants_quadrupoles = Property.QUADRUPOLE in self.targets and self.lmax >= 2  # atomic l=2 readout
+            lmax_last = 2 if wants_quadrupoles else (1 if self.needs_atomic_dipoles else 0)
             self.interactions = nn.ModuleList(
                 SO3Interaction(lmax, features, n_rbf, radial_hidden, avg_neighbors,
                                lmax_last if k == interactions - 1 else None, self.sh_lmax)
                 for k in range(interactions)
             )
-            self.dipole_head = VectorReadout(features, features) if self.predicts_dipole else None
+            self.dipole_head = VectorReadout(features, features) if self.needs_atomic_dipoles else None
+            self.quadrupole_head = TensorReadout(features, features) if wants_quadrupoles else None
 
-    def represent(self, batch: GraphBatch, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def represent(self, batch: GraphBatch, vectors: torch.Tensor):
         paired = batch.paired_edges  # vectors of the first half only: edge functions once per pair
         distances = torch.linalg.norm(vectors, dim=1)  # [n_edges] (n_edges / 2 if paired)
         rbf, fcut = self.rbf(distances), self.fcut(distances)  # [n_edges, n_rbf], [n_edges]
@@ -128,4 +133,5 @@ class SO3Net(AtomisticModel):
                 dx = interaction(x, sh, rbf, fcut, batch.edge_index, paired)  # [n_atoms, (lmax + 1)^2, features]
             x = residual(x, dx)
         atomic_dipoles = self.dipole_head(x) if self.dipole_head is not None else None  # [n_atoms, 3]
-        return x[:, 0], atomic_dipoles
+        atomic_quadrupoles = self.quadrupole_head(x) if self.quadrupole_head is not None else None  # [n_atoms, 3, 3]
+        return x[:, 0], atomic_dipoles, atomic_quadrupoles

@@ -48,6 +48,44 @@ class VectorReadout(nn.Module):
         return self.out(self.gate(self.hidden(x[:, :4])))[:, 1:, 0]
 
 
+class TensorReadout(nn.Module):
+    """Equivariant features ``[n_atoms, (lmax + 1)^2, features]`` (lmax >= 2) to one traceless symmetric
+    Cartesian tensor per atom ``[n_atoms, 3, 3]`` (an atomic quadrupole).
+
+    A gated layer on the l <= 2 part, a linear map to one l=2 channel, and e3nn's
+    Clebsch-Gordan coefficients ``wigner_3j(1, 1, 2)`` from its five components to
+    the 3 x 3 tensor in the l=1 (Cartesian) basis of :class:`VectorReadout`.
+    """
+
+    def __init__(self, features: int, hidden: int):
+        super().__init__()
+        from e3nn import o3
+
+        self.hidden = SO3Linear(2, features, hidden)
+        self.gate = GatedNonlinearity(2, hidden)
+        self.out = SO3Linear(2, hidden, 1, bias=False)
+        self.register_buffer("cartesian", o3.wigner_3j(1, 1, 2) * 5 ** 0.5, persistent=False)  # [3, 3, 5]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        components = self.out(self.gate(self.hidden(x[:, :9])))[:, 4:9, 0]  # [n_atoms, 5]: the l=2 channel
+        return torch.einsum("abm,nm->nab", self.cartesian.to(components.dtype), components)
+
+
+def point_quadrupoles(charges: torch.Tensor | None, dipoles: torch.Tensor | None, arms: torch.Tensor) -> torch.Tensor:
+    """Traceless quadrupoles ``[n_atoms, 3, 3]`` of point charges ``[n_atoms]`` and point dipoles ``[n_atoms, 3]``
+    at ``arms [n_atoms, 3]`` from the origin: ``q (3 r r^T - r^2 I) / 2`` and ``3/2 (r mu^T + mu r^T) - (r . mu) I``.
+    """
+    eye = torch.eye(3, dtype=arms.dtype, device=arms.device)
+    theta = arms.new_zeros((arms.shape[0], 3, 3))
+    if charges is not None:
+        outer = arms[:, :, None] * arms[:, None, :]
+        theta = theta + 0.5 * charges[:, None, None] * (3 * outer - (arms * arms).sum(1)[:, None, None] * eye)
+    if dipoles is not None:
+        mixed = arms[:, :, None] * dipoles[:, None, :]
+        theta = theta + 1.5 * (mixed + mixed.transpose(1, 2)) - (arms * dipoles).sum(1)[:, None, None] * eye
+    return theta
+
+
 def constrain_charges(
     charges: torch.Tensor, structure: torch.Tensor, total_charge: torch.Tensor, n_atoms: torch.Tensor
 ) -> torch.Tensor:

@@ -44,6 +44,7 @@ class TrainConfig:
     charges_key: str = "dft_hirshfeld"
     forces_key: str = "dft_forces"
     stress_key: str = "dft_stress"  # info, [3, 3] or Voigt [6], eV/A^3 (ASE's sign); cells periodic in x, y, z
+    quadrupole_key: str = "dft_quadrupole"  # info, [3, 3] or [9], e*A^2, traceless, about the geometric centre
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     seed: int = 0  # initial weights and batch order; also the split unless split_seed is set
@@ -56,6 +57,7 @@ class TrainConfig:
     energy_weight: float = 0.03  # per-atom energy; larger values stall force learning early on (docs/training.md)
     forces_weight: float = 1.0
     stress_weight: float = 1.0
+    quadrupole_weight: float = 1.0
     # optimisation
     batch_size: int = 16
     epochs: int = 100

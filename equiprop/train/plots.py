@@ -13,6 +13,7 @@ AXIS_LABELS = {
     Property.ENERGY: "E/atom - element refs (eV)",
     Property.FORCES: "force component (eV/A)",
     Property.STRESS: "stress component (eV/A^3)",
+    Property.QUADRUPOLE: "quadrupole component (e*A^2)",
 }
 
 
