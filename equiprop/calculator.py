@@ -31,7 +31,9 @@ class EquipropCalculator(Calculator):
     Provides what the model was trained for: ``get_potential_energy``,
     ``get_forces`` and, for cells periodic in x, y and z, ``get_stress`` (energy models;
     the strain derivative of the energy by autograd, run eagerly), ``get_dipole_moment`` (open structures only: for
-    a periodic cell ASE raises ``PropertyNotImplementedError``), ``get_charges``.
+    a periodic cell ASE raises ``PropertyNotImplementedError``), ``get_charges``; a model with the
+    quadrupole or polarizability target puts them in ``results`` (``[3, 3]``, open structures;
+    ``calc.get_property("polarizability", atoms)``).
     A committee checkpoint (``equiprop train --ensemble N``) gives the members'
     means, and ``results["energy_std"]`` (eV) and ``results["forces_std"]``
     (``[n_atoms]``, eV/Angstrom; see :func:`equiprop.models.committee.spread`).
@@ -50,7 +52,8 @@ class EquipropCalculator(Calculator):
         self.runner = compiled_inference(self.model) if compile else None
         targets = self.model.targets
         names = {Property.ENERGY: ["energy", "free_energy", "forces", "stress"], Property.DIPOLE: ["dipole"],
-                 Property.CHARGES: ["charges"]}
+                 Property.CHARGES: ["charges"], Property.QUADRUPOLE: ["quadrupole"],
+                 Property.POLARIZABILITY: ["polarizability"]}
         self.implemented_properties = [name for prop, props in names.items() if prop in targets for name in props]
         # on a GPU each call replays a recorded CUDA graph (one per padded size): one launch instead of hundreds
         on_gpu = next(self.model.parameters()).is_cuda
@@ -70,6 +73,9 @@ class EquipropCalculator(Calculator):
             self.results["dipole"] = out["dipole"][0].astype(float)
         if "charges" in out:
             self.results["charges"] = out["charges"][0].astype(float)
+        for key in ("quadrupole", "polarizability"):  # [3, 3]; open structures, as the dipole
+            if key in out and not self.atoms.pbc.any():
+                self.results[key] = out[key][0].astype(float)
         if "stress" in out:  # ASE's Voigt order xx, yy, zz, yz, xz, xy
             self.results["stress"] = full_3x3_to_voigt_6_stress(out["stress"][0].astype(float))
         for key in ("energy_std", "forces_std"):

@@ -18,6 +18,7 @@ class Property(StrEnum):
     FORCES = "forces"  # [n_atoms, 3], eV/Angstrom, -dE/dpositions
     STRESS = "stress"  # [n_structures, 3, 3], eV/Angstrom^3, (1/V) dE/dstrain (ASE's sign); periodic cells only
     QUADRUPOLE = "quadrupole"  # [n_structures, 3, 3], e*Angstrom^2, traceless, about the geometric centre; open structures
+    POLARIZABILITY = "polarizability"  # [n_structures, 3, 3], Angstrom^3, symmetric (static, alpha / (4 pi eps0)); open
 
     @classmethod
     def parse(cls, names) -> tuple["Property", ...]:
@@ -45,7 +46,7 @@ class Property(StrEnum):
 
 #: Properties with one value (or vector) per structure; the others have one per atom.
 PER_STRUCTURE = frozenset({Property.ENERGY, Property.DIPOLE, Property.DIPOLE_MAGNITUDE, Property.STRESS,
-                           Property.QUADRUPOLE})
+                           Property.QUADRUPOLE, Property.POLARIZABILITY})
 
 #: Per-structure total charge read from ``atoms.info`` (e); 0 when absent.
 TOTAL_CHARGE_KEY = "charge"

@@ -12,7 +12,7 @@ from equiprop.train.prepare import label_keys, prepare_data
 
 
 #: Targets whose label key ``--NAME-key`` overrides the run's.
-LABELLED = ("energy", "dipole", "charges", "forces", "stress", "quadrupole")
+LABELLED = ("energy", "dipole", "charges", "forces", "stress", "quadrupole", "polarizability")
 
 
 def add_data_arguments(parser) -> None:

@@ -31,6 +31,7 @@ class LabelKeys:
     forces: str = "dft_forces"  # eV/Angstrom
     stress: str = "dft_stress"  # [3, 3] or Voigt [6], eV/Angstrom^3, ASE's sign (cells periodic in x, y, z)
     quadrupole: str = "dft_quadrupole"  # [3, 3] or row-major [9], e*Angstrom^2, traceless (what equiprop label writes)
+    polarizability: str = "dft_polarizability"  # [3, 3] or row-major [9], Angstrom^3 (equiprop label --polarizability)
 
     def key(self, prop: Property) -> str:
         return getattr(self, prop.value)
@@ -49,6 +50,7 @@ def _expected_shape(prop: Property, n_atoms: int) -> tuple[int, ...]:
         Property.FORCES: (n_atoms, 3),
         Property.STRESS: (3, 3),
         Property.QUADRUPOLE: (3, 3),
+        Property.POLARIZABILITY: (3, 3),
     }[prop]
 
 
@@ -61,7 +63,7 @@ def read_label(
     non-numeric, wrongly shaped or not finite, or a dipole of a periodic structure.
     """
     at = where(index, source)
-    if prop in (Property.DIPOLE, Property.DIPOLE_MAGNITUDE, Property.QUADRUPOLE) and atoms.pbc.any():
+    if prop in (Property.DIPOLE, Property.DIPOLE_MAGNITUDE, Property.QUADRUPOLE, Property.POLARIZABILITY) and atoms.pbc.any():
         raise InputError(f"{at}: a {prop.value} label {key!r} on a periodic structure: the dipole of a cell "
                          "depends on how its atoms are wrapped, so equiprop learns dipoles of open structures only")
     if prop is Property.STRESS and not atoms.pbc.all():
@@ -76,7 +78,7 @@ def read_label(
         array = array[:, 0]
     if prop is Property.STRESS and array.shape == (6,):  # ASE's Voigt order xx, yy, zz, yz, xz, xy
         array = voigt_6_to_full_3x3_stress(array)
-    if prop is Property.QUADRUPOLE and array.shape == (9,):  # extxyz keeps a 3x3 in info as 9 numbers
+    if prop in (Property.QUADRUPOLE, Property.POLARIZABILITY) and array.shape == (9,):  # a 3x3 in info: 9 numbers
         array = array.reshape(3, 3)
     if array.shape != shape:
         raise InputError(f"{at}: label {key!r} has shape {array.shape}, expected {shape}")

@@ -13,7 +13,8 @@ from equiprop.keys import Property
 from equiprop.nn.geometry import edge_vectors, strained, stress_from_strain_derivative
 from equiprop.nn.precision import as_dtype
 from equiprop.nn.repulsion import PairRepulsion
-from equiprop.nn.readout import ScalarReadout, centered_positions, constrain_charges, point_quadrupoles
+from equiprop.nn.readout import (PolarizabilityReadout, ScalarReadout, centered_positions, constrain_charges,
+                                 point_quadrupoles)
 from equiprop.nn.scatter import scatter_sum
 from equiprop.models.normalization import atomic_energy_scale, element_counts, fit_element_energies
 
@@ -60,6 +61,10 @@ class AtomisticModel(nn.Module):
         magnitude_only = Property.DIPOLE_MAGNITUDE in self.targets and Property.DIPOLE not in self.targets
         self.charge_head = ScalarReadout(features, zero_init=not magnitude_only) if needs_charges else None
         self.energy_head = ScalarReadout(features) if Property.ENERGY in self.targets else None
+        # alpha_i I + beta_i (3 r r^T - r^2 I) / 2 per atom, r from the centre (invariant models too)
+        self.polarizability_head = PolarizabilityReadout(features) if Property.POLARIZABILITY in self.targets else None
+        # equivariant heads: set by models with l >= 1 features (SO3Net)
+        self.dipole_head = self.quadrupole_head = self.polarizability_tensor_head = None
         if repulsion and Property.ENERGY not in self.targets:
             raise ValueError("repulsion is an energy term: it needs the energy target")
         # a floor under the energy for pairs closer than any data (nn/repulsion.py), e.g. "O-O:2.3"
@@ -91,9 +96,10 @@ class AtomisticModel(nn.Module):
         """Whether per-atom dipoles are read out (for the dipole, and for the quadrupole they contribute to)."""
         return self.predicts_dipole or Property.QUADRUPOLE in self.targets
 
-    def represent(self, batch: GraphBatch, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """Invariant features ``[n_atoms, features]``, per-atom l=1 vectors ``[n_atoms, 3]`` and per-atom
-        traceless quadrupoles ``[n_atoms, 3, 3]`` (each None where the model has none).
+    def represent(self, batch: GraphBatch, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Invariant features ``[n_atoms, features]`` and equivariant ones ``[n_atoms, (l + 1)^2, features]``
+        (None for an invariant model), which the equivariant heads read (``dipole_head``: l=1 vectors,
+        ``quadrupole_head`` and ``polarizability_tensor_head``: l=2 tensors).
 
         ``vectors [n_edges, 3]``; for a ``paired_edges`` batch only the first
         half's ``[n_edges / 2, 3]`` (the second half are their negatives).
@@ -155,7 +161,9 @@ class AtomisticModel(nn.Module):
         if vectors is None:
             cell = batch.cell if cell is None else cell
             vectors = edge_vectors(positions, edge_index, cell_shifts, cell, batch.structure)
-        scalars, atomic_dipoles, atomic_quadrupoles = self.represent(batch, vectors)
+        scalars, features = self.represent(batch, vectors)
+        atomic_dipoles = self._head(self.dipole_head, features)  # [n_atoms, 3]
+        atomic_quadrupoles = self._head(self.quadrupole_head, features)  # [n_atoms, 3, 3]
         out: dict[Property, torch.Tensor] = {}
         charges = self._charges(scalars, batch) if self.charge_head is not None else None
         if Property.CHARGES in self.targets:
@@ -168,6 +176,8 @@ class AtomisticModel(nn.Module):
                 out[Property.DIPOLE_MAGNITUDE] = torch.linalg.vector_norm(dipole, dim=1)
         if Property.QUADRUPOLE in self.targets:
             out[Property.QUADRUPOLE] = self._quadrupole(charges, atomic_dipoles, atomic_quadrupoles, positions, batch)
+        if Property.POLARIZABILITY in self.targets:
+            out[Property.POLARIZABILITY] = self._polarizability(scalars, features, positions, batch)
         if Property.ENERGY in self.targets:
             atomic = self.energy_head(scalars) * self.energy_scale
             if references:
@@ -198,6 +208,21 @@ class AtomisticModel(nn.Module):
         if atomic_dipoles is not None:
             dipole = dipole + scatter_sum(atomic_dipoles, batch.structure, batch.n_structures)
         return dipole
+
+    @staticmethod
+    def _head(head, features):
+        return head(features) if head is not None else None
+
+    def _polarizability(self, scalars, features, positions, batch: GraphBatch) -> torch.Tensor:
+        """``sum_i alpha_i I + beta_i (3 r_i r_i^T - r_i^2 I) / 2 (+ atomic l=2 tensors)``, ``[n_structures, 3, 3]``."""
+        isotropic, shape = self.polarizability_head(scalars).unbind(dim=1)  # [n_atoms] each
+        arms = centered_positions(positions, batch.structure, batch.n_atoms)
+        eye = torch.eye(3, dtype=positions.dtype, device=positions.device)
+        alpha = isotropic[:, None, None] * eye + point_quadrupoles(shape, None, arms)
+        tensors = self._head(self.polarizability_tensor_head, features)
+        if tensors is not None:
+            alpha = alpha + tensors
+        return scatter_sum(alpha, batch.structure, batch.n_structures)
 
     def _quadrupole(self, charges, atomic_dipoles, atomic_quadrupoles, positions, batch: GraphBatch) -> torch.Tensor:
         """Traceless ``Theta = 1/2 sum q (3 r r^T - r^2 I)`` of the charges, plus the atomic dipoles' and

@@ -117,7 +117,7 @@ def spread(stacked: dict[Property, torch.Tensor]) -> dict[str, torch.Tensor]:
     vectors are reduced to one number per atom or structure, the RMS over
     the three components of the per-component standard deviation:
     ``forces_std [n_atoms]`` (eV/Angstrom), ``dipole_std [n_structures]`` (e*Angstrom),
-    ``quadrupole_std [n_structures]`` (e*Angstrom^2, the RMS over the nine components);
+    ``quadrupole_std`` and ``polarizability_std [n_structures]`` (the RMS over the nine components);
     ``stress_std [n_structures, 3, 3]`` (eV/Angstrom^3) stays per component.
     """
     out = {}
@@ -125,7 +125,7 @@ def spread(stacked: dict[Property, torch.Tensor]) -> dict[str, torch.Tensor]:
         std = values.std(dim=0)
         if prop in (Property.FORCES, Property.DIPOLE):
             std = std.pow(2).mean(dim=-1).sqrt()
-        elif prop is Property.QUADRUPOLE:  # the RMS over the 9 components: invariant under rotation, as for vectors
+        elif prop in (Property.QUADRUPOLE, Property.POLARIZABILITY):  # the RMS over the 9 components: invariant under rotation, as for vectors
             std = std.pow(2).mean(dim=(-2, -1)).sqrt()
         out[prop.value + STD_SUFFIX] = std
     return out

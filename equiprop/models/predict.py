@@ -11,7 +11,8 @@ from equiprop.models.graphed import GraphedInference
 from equiprop.models.allocator import keep_freed_memory
 
 #: Outputs left NaN for periodic structures (see :func:`predict`).
-DIPOLE_KEYS = {"dipole", "dipole_magnitude", "dipole_std", "quadrupole", "quadrupole_std"}
+DIPOLE_KEYS = {"dipole", "dipole_magnitude", "dipole_std", "quadrupole", "quadrupole_std", "polarizability",
+               "polarizability_std"}
 #: Outputs left NaN for structures not periodic in all three directions.
 STRESS_KEYS = {"stress", "stress_std"}
 

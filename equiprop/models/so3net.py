@@ -107,8 +107,9 @@ class SO3Net(AtomisticModel):
             self.fcut = CosineCutoff(cutoff)
             self.sh = o3.SphericalHarmonics(o3.Irreps.spherical_harmonics(self.sh_lmax), normalize=True, normalization="component")
             # the last interaction computes only the degrees its readouts use: l = 0, and l = 1 for dipoles
-            wants_quadrupoles = Property.QUADRUPOLE in self.targets and self.lmax >= 2  # atomic l=2 readout
-            lmax_last = 2 if wants_quadrupoles else (1 if self.needs_atomic_dipoles else 0)
+            wants_quadrupoles = Property.QUADRUPOLE in self.targets and self.lmax >= 2  # atomic l=2 readouts
+            wants_tensors = Property.POLARIZABILITY in self.targets and self.lmax >= 2
+            lmax_last = 2 if wants_quadrupoles or wants_tensors else (1 if self.needs_atomic_dipoles else 0)
             self.interactions = nn.ModuleList(
                 SO3Interaction(lmax, features, n_rbf, radial_hidden, avg_neighbors,
                                lmax_last if k == interactions - 1 else None, self.sh_lmax)
@@ -116,8 +117,9 @@ class SO3Net(AtomisticModel):
             )
             self.dipole_head = VectorReadout(features, features) if self.needs_atomic_dipoles else None
             self.quadrupole_head = TensorReadout(features, features) if wants_quadrupoles else None
+            self.polarizability_tensor_head = TensorReadout(features, features) if wants_tensors else None
 
-    def represent(self, batch: GraphBatch, vectors: torch.Tensor):
+    def represent(self, batch: GraphBatch, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         paired = batch.paired_edges  # vectors of the first half only: edge functions once per pair
         distances = torch.linalg.norm(vectors, dim=1)  # [n_edges] (n_edges / 2 if paired)
         rbf, fcut = self.rbf(distances), self.fcut(distances)  # [n_edges, n_rbf], [n_edges]
@@ -132,6 +134,4 @@ class SO3Net(AtomisticModel):
             else:
                 dx = interaction(x, sh, rbf, fcut, batch.edge_index, paired)  # [n_atoms, (lmax + 1)^2, features]
             x = residual(x, dx)
-        atomic_dipoles = self.dipole_head(x) if self.dipole_head is not None else None  # [n_atoms, 3]
-        atomic_quadrupoles = self.quadrupole_head(x) if self.quadrupole_head is not None else None  # [n_atoms, 3, 3]
-        return x[:, 0], atomic_dipoles, atomic_quadrupoles
+        return x[:, 0], x  # [n_atoms, features], [n_atoms, (lmax_last + 1)^2, features]

@@ -31,6 +31,20 @@ class ScalarReadout(nn.Module):
         return self.net(x)[:, 0]
 
 
+class PolarizabilityReadout(nn.Module):
+    """Invariant features ``[n_atoms, features]`` to two scalars per atom ``[n_atoms, 2]``: an isotropic
+    polarizability and the weight of the atom's arm tensor (``AtomisticModel._polarizability``), both starting at zero."""
+
+    def __init__(self, features: int, activation: type[nn.Module] = nn.SiLU):
+        super().__init__()
+        self.net = mlp([features, max(features // 2, 1), 2], activation)
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
 class VectorReadout(nn.Module):
     """Equivariant features ``[n_atoms, (lmax + 1)^2, features]`` to one l=1 vector per atom ``[n_atoms, 3]``.
 

@@ -45,6 +45,7 @@ class TrainConfig:
     forces_key: str = "dft_forces"
     stress_key: str = "dft_stress"  # info, [3, 3] or Voigt [6], eV/A^3 (ASE's sign); cells periodic in x, y, z
     quadrupole_key: str = "dft_quadrupole"  # info, [3, 3] or [9], e*A^2, traceless, about the geometric centre
+    polarizability_key: str = "dft_polarizability"  # info, [3, 3] or [9], A^3 (equiprop label --polarizability)
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     seed: int = 0  # initial weights and batch order; also the split unless split_seed is set
@@ -58,6 +59,7 @@ class TrainConfig:
     forces_weight: float = 1.0
     stress_weight: float = 1.0
     quadrupole_weight: float = 1.0
+    polarizability_weight: float = 1.0
     # optimisation
     batch_size: int = 16
     epochs: int = 100

@@ -16,6 +16,7 @@ UNITS = {
     Property.FORCES: ("meV/A", 1000.0),
     Property.STRESS: ("meV/A^3", 1000.0),
     Property.QUADRUPOLE: ("e*A^2", 1.0),
+    Property.POLARIZABILITY: ("A^3", 1.0),
 }
 #: e*Angstrom -> Debye
 E_ANGSTROM_IN_DEBYE = 1.0 / Debye

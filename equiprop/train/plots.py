@@ -14,6 +14,7 @@ AXIS_LABELS = {
     Property.FORCES: "force component (eV/A)",
     Property.STRESS: "stress component (eV/A^3)",
     Property.QUADRUPOLE: "quadrupole component (e*A^2)",
+    Property.POLARIZABILITY: "polarizability component (A^3)",
 }
 
 

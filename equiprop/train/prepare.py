@@ -36,7 +36,7 @@ def label_keys(config: TrainConfig) -> LabelKeys:
     """The configured label keys; for ``--data qm9``, keys left at their defaults become QM9's names."""
     keys = {name: getattr(config, name)
             for name in ("energy_key", "dipole_key", "dipole_magnitude_key", "charges_key", "forces_key", "stress_key",
-                                 "quadrupole_key")}
+                                 "quadrupole_key", "polarizability_key")}
     if config.data == QM9:
         defaults = config_fields()
         keys.update({name: key for name, key in QM9_LABEL_KEYS.items() if keys[name] == defaults[name]})

@@ -20,7 +20,7 @@ from equiprop.models.predict import predict
 
 #: Unit of each checked output's deviation (a committee's ``<name>_std`` share its output's).
 UNITS = {"energy": "eV/atom", "forces": "eV/A", "charges": "e", "dipole": "e*A", "dipole_magnitude": "e*A",
-         "quadrupole": "e*A^2"}
+         "quadrupole": "e*A^2", "polarizability": "A^3"}
 
 #: Default absolute tolerance per precision (in the units of ``UNITS``): float32 rounding
 #: stays near 1e-6 for water clusters; a violation of 0.1 meV/atom is far below any model's error.
@@ -71,7 +71,7 @@ def symmetry_deviations(model, frames, n_transforms: int = 3, seed: int = 0) -> 
             for k, ref in enumerate(ref_values):
                 expected = ref[perms[k]] if is_per_atom(key) else ref  # a committee's spreads: permuted invariants
                 expected = expected @ rotations[k].T if key in ("dipole", "forces") else expected
-                expected = rotations[k] @ expected @ rotations[k].T if key == "quadrupole" else expected
+                expected = rotations[k] @ expected @ rotations[k].T if key in ("quadrupole", "polarizability") else expected
                 deviation = float(np.abs(np.asarray(out[key][k], np.float64) - expected).max(initial=0))
                 if key.removesuffix("_std") == "energy":
                     deviation /= len(frames[k])

@@ -1,4 +1,5 @@
-"""The quadrupole target: a traceless symmetric tensor that turns as R Theta R^T, from charges, atomic dipoles and l=2 features."""
+"""Tensor targets: the quadrupole (traceless, from charges, atomic dipoles and l=2 features) and the polarizability
+(isotropic and arm terms, plus l=2 features), symmetric tensors that turn as R T R^T."""
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from equiprop.errors import InputError
 from equiprop.keys import Property
 from equiprop.nn.readout import point_quadrupoles
 
-TARGETS = ["charges", "dipole", "energy", "quadrupole"]
+TARGETS = ["charges", "dipole", "energy", "quadrupole", "polarizability"]
 
 
 @pytest.mark.parametrize("kind", ["so3net", "schnet"])
@@ -30,6 +31,25 @@ def test_quadrupole_rotates_translates_permutes_and_splits_like_a_tensor(kind, d
     together = model.predict([atoms, other])["quadrupole"]  # a batch is its structures
     assert_close(together[0], theta, dtype)
     assert_close(together[1], model.predict([other])["quadrupole"][0], dtype)
+
+
+@pytest.mark.parametrize("kind", ["so3net", "schnet"])
+def test_polarizability_is_a_symmetric_tensor_that_turns_with_the_structure(kind, dtype):
+    model = make_model(kind, dtype=dtype, targets=TARGETS)
+    with torch.no_grad():  # the head starts at zero: make it random
+        torch.nn.init.normal_(model.polarizability_head.net[-1].weight, std=0.5)
+    atoms, other = water_cluster(3, seed=6), water_cluster(2, seed=7)
+    alpha = model.predict([atoms])["polarizability"][0]
+    assert np.abs(alpha - np.trace(alpha) / 3 * np.eye(3)).max() > 1e-3  # anisotropic
+    assert_close(alpha, alpha.T, dtype)
+    rotation, perm = random_rotation(8), np.random.default_rng(1).permutation(len(atoms))
+    moved = atoms[perm]
+    moved.positions = moved.positions @ rotation.T + (-3.0, 1.0, 2.0)
+    assert_close(model.predict([moved])["polarizability"][0], rotation @ alpha @ rotation.T, dtype)
+    together = model.predict([other, atoms])["polarizability"]
+    assert_close(together[1], alpha, dtype)
+    if kind == "so3net":
+        assert model.polarizability_tensor_head is not None
 
 
 def test_the_parts_are_the_charges_dipoles_and_atomic_quadrupoles():
@@ -73,3 +93,23 @@ def test_train_evaluate_and_check_a_quadrupole_model(tmp_path, capsys):
     assert "quadrupole" in capsys.readouterr().out
     assert main(["check", str(out / "best.pt")]) == 0
     assert main(["train", "--targets", "quadrupole", "--epochs", "1", "--out", str(tmp_path / "bad"), *SMALL]) == 2
+    assert main(["train", "--data", str(data), "--targets", "polarizability", "--epochs", "1",  # no such labels
+                 "--out", str(tmp_path / "bad2"), *SMALL]) == 2
+
+
+def test_train_a_polarizability_model(tmp_path):
+    """On labels of a known tensor field: alpha = 0.3 n_atoms I + a shape term, learnable from positions."""
+    import ase.io
+
+    frames = datasets.water_pbe0_sampled()[:30]
+    for atoms in frames:
+        arms = atoms.positions - atoms.positions.mean(axis=0)
+        alpha = 0.3 * len(atoms) * np.eye(3) + 0.05 * sum(3 * np.outer(r, r) - r @ r * np.eye(3) for r in arms)
+        atoms.info["dft_polarizability"] = alpha.reshape(9)
+    data = tmp_path / "alpha.xyz"
+    ase.io.write(data, frames)
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--targets", "polarizability", "--epochs", "3", "--out", str(out),
+                 *SMALL]) == 0
+    assert (out / "parity_polarizability.png").is_file()
+    assert main(["check", str(out / "best.pt")]) == 0
