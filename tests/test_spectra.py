@@ -17,30 +17,44 @@ from equiprop.spectra.harmonic import broadened, derivatives, harmonic
 
 
 def _finite_differences(model, atoms, delta=1e-4):
-    """Central differences of the calculator's forces and dipole: (Hessian [3N, 3N], d mu / d x [3N, 3])."""
+    """Central differences of the calculator's forces, dipole and polarizability:
+    (Hessian [3N, 3N], d mu / d x [3N, 3], d alpha / d x [3N, 3, 3])."""
     calculator = equiprop.EquipropCalculator(model)
-    hessian, dipole = [], []
+    hessian, dipole, alpha = [], [], []
     for k in range(3 * len(atoms)):
         values = []
         for sign in (1, -1):
             moved = atoms.copy()
             moved.positions.reshape(-1)[k] += sign * delta
             moved.calc = calculator
-            values.append((moved.get_forces().reshape(-1), moved.get_dipole_moment()))
+            values.append((moved.get_forces().reshape(-1), moved.get_dipole_moment(),
+                           calculator.get_property("polarizability", moved)))
         hessian.append(-(values[0][0] - values[1][0]) / (2 * delta))
         dipole.append((values[0][1] - values[1][1]) / (2 * delta))
-    return np.array(hessian), np.array(dipole)
+        alpha.append((values[0][2] - values[1][2]) / (2 * delta))
+    return np.array(hessian), np.array(dipole), np.array(alpha)
+
+
+def _polarizable(kind="so3net", seed=5):
+    """A random float64 model with every target the spectra read, its polarizability head random too
+    (seed 5: its monomer minimum is bent, with three well separated, IR- and Raman-active modes)."""
+    model = make_model(kind, dtype=torch.float64, seed=seed, targets=["charges", "dipole", "energy", "polarizability"])
+    with torch.no_grad():
+        torch.nn.init.normal_(model.polarizability_head.net[-1].weight, std=0.5)
+        torch.nn.init.normal_(model.polarizability_head.net[-1].bias, std=0.5)
+    return model
 
 
 @pytest.mark.parametrize("kind", ["so3net", "schnet"])
 def test_autograd_hessian_and_dipole_derivatives_are_the_finite_difference_limit(kind):
-    model = make_model(kind, dtype=torch.float64)
+    model = _polarizable(kind)
     atoms = water_cluster(2, seed=3)  # not a minimum: the second derivatives hold anywhere
-    hessian, dipole = derivatives(model, atoms)
-    fd_hessian, fd_dipole = _finite_differences(model, atoms)
-    assert np.abs(hessian).max() > 0.1
+    hessian, dipole, alpha = derivatives(model, atoms)
+    fd_hessian, fd_dipole, fd_alpha = _finite_differences(model, atoms)
+    assert np.abs(hessian).max() > 0.1 and np.abs(alpha).max() > 0.01
     np.testing.assert_allclose(hessian, fd_hessian, atol=1e-6 * np.abs(hessian).max())
     np.testing.assert_allclose(dipole, fd_dipole, atol=1e-6 * np.abs(dipole).max())
+    np.testing.assert_allclose(alpha, fd_alpha, atol=1e-6 * np.abs(alpha).max())
     np.testing.assert_allclose(hessian, hessian.T, atol=1e-12)
 
 
@@ -119,12 +133,12 @@ def test_md_spectrum_recovers_known_frequencies_and_areas():
 
 
 def test_md_band_areas_are_the_harmonic_intensities(tmp_path):
-    """NVE of the model's monomer with each normal mode given kT: the IR bands have the harmonic sticks' areas."""
+    """NVE of the model's monomer with each normal mode given kT: IR and Raman bands have the harmonic sticks' areas."""
     import ase.io
     from ase import units
     from ase.md.verlet import VelocityVerlet
 
-    model = make_model("so3net", dtype=torch.float64)
+    model = _polarizable()
     atoms = molecule("H2O")
     atoms.calc = equiprop.EquipropCalculator(model)
     assert BFGS(atoms, logfile=None).run(fmax=1e-5, steps=1000)
@@ -138,15 +152,27 @@ def test_md_band_areas_are_the_harmonic_intensities(tmp_path):
     atoms.set_velocities(velocities)
     path = tmp_path / "md.xyz"
     dynamics = VelocityVerlet(atoms, 0.25 * units.fs)
-    dynamics.attach(lambda: ase.io.write(path, atoms, append=True), interval=2)
+    def write():
+        atoms.info["polarizability"] = atoms.calc.results["polarizability"].reshape(9)  # extxyz keeps info
+        ase.io.write(path, atoms, append=True)
+
+    dynamics.attach(write, interval=2)
     dynamics.run(6000)
     out = tmp_path / "spectrum"
-    assert main(["spectrum", "md", str(path), "--out", str(out), "--dt", "0.5", "--temperature", str(temperature)]) == 0
+    assert main(["spectrum", "md", str(path), "--out", str(out), "--dt", "0.5", "--temperature", str(temperature),
+                 "--raman"]) == 0
     table = np.loadtxt(out / "ir.csv", delimiter=",", skiprows=1)
-    for k in result.vibrations(50.0):
-        band = np.abs(table[:, 0] - result.frequencies[k]) < 150
+    raman = np.loadtxt(out / "raman.csv", delimiter=",", skiprows=1)
+    vib = result.vibrations(50.0)
+    assert len(vib) == 3 and result.raman_activities[vib].min() > 1.0 and result.intensities[vib].min() > 1.0
+    edges = np.concatenate([[result.frequencies[vib[0]] - 300], (result.frequencies[vib[1:]] + result.frequencies[vib[:-1]]) / 2,
+                            [result.frequencies[vib[-1]] + 300]])  # each band up to the midpoints
+    for n, k in enumerate(vib):
+        band = (table[:, 0] > edges[n]) & (table[:, 0] < edges[n + 1])
         area = np.trapezoid(table[band, 1], table[band, 0])
         assert area == pytest.approx(result.intensities[k], rel=0.03)
+        area = np.trapezoid(raman[band, 3], raman[band, 0])
+        assert area == pytest.approx(result.raman_activities[k], rel=0.03)
     assert (out / "vdos.csv").is_file() and (out / "spectrum.png").stat().st_size > 10_000
     assert main(["spectrum", "md", str(path), "--out", str(out), "--dt", "0.5", "--temperature", "2"]) == 2
 

@@ -23,7 +23,8 @@ def add_commands(commands) -> None:
                     "Jacobian of the forces and the dipole derivatives (atomic polar tensors) as that of the dipole, "
                     "and diagonalises the mass-weighted Hessian. Intensities are in (D/A)^2/amu, as "
                     "ase.vibrations.Infrared gives them. Writes OUT/modes.csv (freq_cm, ir_intensity: one row per mode "
-                    "above --above cm^-1), OUT/spectrum.png and OUT/minimum.xyz.")
+                    "above --above cm^-1; with a polarizability model also raman_activity, 45 a'^2 + 7 g'^2 in "
+                    "A^4/amu), OUT/spectrum.png and OUT/minimum.xyz.")
     harmonic.add_argument("checkpoint", help="best.pt of an energy model (with the dipole target for intensities)")
     harmonic.add_argument("structure", help="a structure file (extxyz or any format ASE reads)")
     harmonic.add_argument("--out", required=True, help="folder for modes.csv, spectrum.png, minimum.xyz")
@@ -62,6 +63,10 @@ def add_md_command(kinds) -> None:
     md.add_argument("--dipole-key", default="dipole", help="per-frame dipole: info key or calculator result (default dipole)")
     md.add_argument("--qcf", choices=["harmonic", "standard", "schofield"], default="harmonic",
                     help="quantum correction factor (default harmonic: the classical dipole-derivative spectrum)")
+    md.add_argument("--raman", action="store_true",
+                    help="also isotropic and anisotropic Raman spectra from each frame's polarizability (A^3, 3x3 or 9 "
+                         "numbers, --polarizability-key): OUT/raman.csv, in A^4/amu per cm^-1 (band areas = Raman activities)")
+    md.add_argument("--polarizability-key", default="polarizability", help="per-frame polarizability (info or calculator results)")
     md.add_argument("--max-lag", type=float, help="longest correlation lag, fs (default: half the run)")
     md.add_argument("--harmonic", help="a modes.csv of `spectrum harmonic` drawn as sticks on the IR panel")
     md.add_argument("--overwrite", action="store_true", help="replace an existing OUT/ir.csv")
@@ -90,7 +95,8 @@ def run_harmonic(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     write_structures(out / "minimum.xyz", [atoms], overwrite=True)
     keep = result.vibrations(args.above)
-    write_modes(out / "modes.csv", result.frequencies[keep], result.intensities[keep])
+    raman = None if result.raman_activities is None else result.raman_activities[keep]
+    write_modes(out / "modes.csv", result.frequencies[keep], result.intensities[keep], raman)
     if args.dft_reference:
         reference = dft_harmonic(atoms, out / "dft", args)
     plot_harmonic(out / "spectrum.png", result.frequencies[keep], np.nan_to_num(result.intensities[keep]),
@@ -145,11 +151,13 @@ def report(result, keep, args) -> None:
         print(f"warning: {imaginary} imaginary modes below -{args.above:g} cm^-1: not a minimum of the model")
 
 
-def write_modes(path: Path, frequencies, intensities) -> None:
+def write_modes(path: Path, frequencies, intensities, raman=None) -> None:
+    """``freq_cm, ir_intensity`` (and ``raman_activity``, A^4/amu, for a polarizability model) per mode."""
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["freq_cm", "ir_intensity"])
-        writer.writerows([f"{f:.3f}", f"{i:.6g}"] for f, i in zip(frequencies, intensities))
+        writer.writerow(["freq_cm", "ir_intensity"] + (["raman_activity"] if raman is not None else []))
+        for k, (f, i) in enumerate(zip(frequencies, intensities)):
+            writer.writerow([f"{f:.3f}", f"{i:.6g}"] + ([f"{raman[k]:.6g}"] if raman is not None else []))
 
 
 def read_modes(path) -> tuple[np.ndarray, np.ndarray]:
@@ -169,7 +177,7 @@ def read_modes(path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def run_md(args) -> int:
-    from equiprop.spectra.dynamics import ir_spectrum, vibrational_dos
+    from equiprop.spectra.dynamics import ir_spectrum, raman_spectra, vibrational_dos
     from equiprop.spectra.plot import plot_dynamics
 
     out = Path(args.out)
@@ -182,14 +190,21 @@ def run_md(args) -> int:
     if len(frames) < 16:
         raise InputError(f"{args.trajectory}: {len(frames)} frames; a spectrum needs a run (at least 16 frames)")
     max_lag = None if args.max_lag is None else max(2, min(int(args.max_lag / args.dt), len(frames)))
-    ir = ir_spectrum(frame_dipoles(frames, args), args.dt, args.temperature, max_lag, args.qcf)
+    ir = ir_spectrum(frame_tensors(frames, args, args.dipole_key, (3,)), args.dt, args.temperature, max_lag, args.qcf)
+    raman = None
+    if args.raman:
+        alphas = frame_tensors(frames, args, args.polarizability_key, (3, 3))
+        raman = raman_spectra(alphas, args.dt, args.temperature, max_lag, args.qcf)
     signal, source = frame_velocities(frames)
     vdos = vibrational_dos(signal, frames[0].get_masses(), args.dt, args.temperature, max_lag,
                            positions=source != "momenta")
     out.mkdir(parents=True, exist_ok=True)
     write_columns(out / "ir.csv", ["wavenumber_cm", "ir_per_cm"], ir.wavenumbers, ir.values)
     write_columns(out / "vdos.csv", ["wavenumber_cm", "states_per_cm"], vdos.wavenumbers, vdos.values)
-    plot_dynamics(out / "spectrum.png", ir, vdos, sticks=sticks, title=f"{len(frames)} frames, {args.dt:g} fs apart, "
+    if raman is not None:
+        write_columns(out / "raman.csv", ["wavenumber_cm", "isotropic_per_cm", "anisotropic_per_cm", "total_per_cm"],
+                      raman[0].wavenumbers, raman[0].values, raman[1].values, raman[0].values + raman[1].values)
+    plot_dynamics(out / "spectrum.png", ir, vdos, sticks=sticks, raman=raman, title=f"{len(frames)} frames, {args.dt:g} fs apart, "
                   f"{args.temperature:g} K, {args.qcf} QCF; resolution {ir.resolution:.1f} cm$^{{-1}}$")
     print(f"{len(frames)} frames ({len(frames) * args.dt / 1000:.2f} ps), resolution {ir.resolution:.1f} cm^-1, "
           f"velocities from {source}: {out / 'ir.csv'}, {out / 'vdos.csv'}, {out / 'spectrum.png'}")
@@ -200,17 +215,18 @@ def run_md(args) -> int:
     return 0
 
 
-def frame_dipoles(frames, args) -> np.ndarray:
-    """``[n_frames, 3]`` e*A from each frame's info or calculator results under ``--dipole-key``."""
-    dipoles = []
+def frame_tensors(frames, args, key: str, shape: tuple) -> np.ndarray:
+    """``[n_frames, *shape]`` from each frame's info or calculator results under ``key`` (a 3x3 may be 9 numbers)."""
+    values = []
     for k, atoms in enumerate(frames):
         results = atoms.calc.results if atoms.calc is not None else {}
-        value = atoms.info.get(args.dipole_key, results.get(args.dipole_key))
-        if value is None or np.shape(value) != (3,):
-            raise InputError(f"structure {k} of {args.trajectory}: no 3-vector {args.dipole_key!r} in info or "
-                             f"calculator results (--dipole-key)")
-        dipoles.append(np.asarray(value, dtype=np.float64))
-    return np.array(dipoles)
+        value = atoms.info.get(key, results.get(key))
+        size = int(np.prod(shape))
+        if value is None or np.size(value) != size:
+            raise InputError(f"structure {k} of {args.trajectory}: no {size} numbers under {key!r} in info or "
+                             f"calculator results (--{'dipole' if shape == (3,) else 'polarizability'}-key)")
+        values.append(np.asarray(value, dtype=np.float64).reshape(shape))
+    return np.array(values)
 
 
 def frame_velocities(frames) -> tuple[np.ndarray, str]:

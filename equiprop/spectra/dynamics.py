@@ -13,6 +13,10 @@ that they compare with the harmonic analysis (:mod:`equiprop.spectra.harmonic`):
   quantum correction (``qcf="harmonic"``, the default, a factor 1);
   ``"standard"`` multiplies by ``tanh(x / 2) / (x / 2)`` and ``"schofield"`` by
   ``exp(x / 2) (1 - exp(-x)) / x``, with ``x = h c nu / kT``.
+- ``raman(nu)``, in Angstrom^4/amu per cm^-1, from polarizabilities ``alpha(t)``:
+  isotropic ``45 FT <a'(0) a'(t)> / kT`` (``a = tr(alpha) / 3``) and anisotropic
+  ``7 * 3/2 FT <b'(0) : b'(t)> / kT`` (``b`` the traceless part), so that band areas are
+  the harmonic Raman activities ``45 a'^2 + 7 g'^2`` (Gaussian's and ASE's convention).
 - ``vdos(nu)``, in states per cm^-1, is ``(1 / kT) FT sum_i m_i <v_i(0) . v_i(t)>``;
   it integrates to the number of degrees of freedom (equipartition).
 
@@ -93,6 +97,23 @@ def ir_spectrum(dipoles: np.ndarray, dt_fs: float, temperature: float, max_lag: 
     spectrum = spectral_density(correlation * AMU_A2_PER_FS2_IN_EV / kt / units.Debye ** 2, dt_fs, derivative=True)
     spectrum.values = spectrum.values * quantum_correction(spectrum.wavenumbers, temperature, qcf)
     return spectrum
+
+
+def raman_spectra(polarizabilities: np.ndarray, dt_fs: float, temperature: float, max_lag: int | None = None,
+                  qcf: str = "harmonic") -> tuple[Spectrum, Spectrum]:
+    """(isotropic, anisotropic) Raman activity spectra from ``polarizabilities [n_times, 3, 3]`` (Angstrom^3)."""
+    alpha = np.asarray(polarizabilities, dtype=np.float64)
+    isotropic = np.trace(alpha, axis1=1, axis2=2) / 3  # [n_times]
+    traceless = (alpha - isotropic[:, None, None] * np.eye(3)).reshape(len(alpha), 9)
+    max_lag = max_lag or len(alpha) // 2
+    scale = AMU_A2_PER_FS2_IN_EV / (units.kB * temperature)  # A^6 / fs^2 / eV -> A^4 / amu
+    spectra = []
+    for signal, factor in ((isotropic[:, None], 45.0), (traceless, 7.0 * 1.5)):
+        correlation = autocorrelation(signal - signal.mean(axis=0), max_lag) * scale * factor
+        spectrum = spectral_density(correlation, dt_fs, derivative=True)
+        spectrum.values = spectrum.values * quantum_correction(spectrum.wavenumbers, temperature, qcf)
+        spectra.append(spectrum)
+    return spectra[0], spectra[1]
 
 
 def vibrational_dos(velocities: np.ndarray, masses: np.ndarray, dt_fs: float, temperature: float,

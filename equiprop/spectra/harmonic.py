@@ -35,22 +35,22 @@ class Harmonic:
     frequencies: np.ndarray  # [n], cm^-1, ascending; imaginary modes as negative numbers
     modes: np.ndarray  # [n, n_atoms, 3]: mode k's Cartesian displacement pattern (mass-weighted eigenvector / sqrt(m))
     intensities: np.ndarray  # [n], (D/Angstrom)^2/amu (NaN without a dipole)
+    raman_activities: np.ndarray | None = None  # [n], Angstrom^4/amu, 45 a'^2 + 7 g'^2 (None: no polarizability)
 
     def vibrations(self, above: float = 50.0) -> np.ndarray:
         """Indices of the modes above ``above`` cm^-1 (translations, rotations and soft modes left out)."""
         return np.flatnonzero(self.frequencies > above)
 
 
-def derivatives(model, atoms: Atoms) -> tuple[np.ndarray, np.ndarray | None]:
-    """(Hessian ``[3N, 3N]`` eV/Angstrom^2, dipole derivatives ``[3N, 3]`` e or None) of ``atoms``.
+def derivatives(model, atoms: Atoms) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """(Hessian ``[3N, 3N]`` eV/Angstrom^2, dipole derivatives ``[3N, 3]`` e, polarizability derivatives
+    ``[3N, 3, 3]`` Angstrom^2) of ``atoms``; the last two None where the model lacks the target.
 
-    A committee's are the members' means (both are linear in the energy and the dipole).
+    A committee's are the members' means (all are linear in the energy, dipole and polarizability).
     """
     members = list(model.members) if isinstance(model, Committee) else [model]
     parts = [_derivatives(copy.deepcopy(member).double().eval(), atoms) for member in members]
-    hessian = np.mean([h for h, _ in parts], axis=0)
-    dipole = None if parts[0][1] is None else np.mean([d for _, d in parts], axis=0)
-    return hessian, dipole
+    return tuple(None if parts[0][k] is None else np.mean([p[k] for p in parts], axis=0) for k in range(3))
 
 
 def _derivatives(model, atoms: Atoms):
@@ -64,16 +64,21 @@ def _derivatives(model, atoms: Atoms):
     rows = [torch.autograd.grad(g, positions, retain_graph=True)[0].reshape(-1) for g in gradient]
     hessian = torch.stack(rows).detach().numpy()
     hessian = 0.5 * (hessian + hessian.T)  # exact up to rounding; symmetric for eigh
-    if Property.DIPOLE not in out:
-        return hessian, None
-    dipole = out[Property.DIPOLE][0]  # [3]
-    columns = [torch.autograd.grad(d, positions, retain_graph=True)[0].reshape(-1) for d in dipole]
-    return hessian, torch.stack(columns, dim=1).detach().numpy()  # [3N, 3]
+    return hessian, _jacobian(out.get(Property.DIPOLE), positions), _jacobian(out.get(Property.POLARIZABILITY), positions)
+
+
+def _jacobian(value: torch.Tensor | None, positions: torch.Tensor) -> np.ndarray | None:
+    """``d value[0] / d positions`` as ``[3N, *value.shape[1:]]`` (one backward pass per component), or None."""
+    if value is None:
+        return None
+    flat = value[0].reshape(-1)
+    columns = [torch.autograd.grad(v, positions, retain_graph=True)[0].reshape(-1) for v in flat]
+    return torch.stack(columns, dim=1).detach().numpy().reshape(-1, *value.shape[1:])
 
 
 def harmonic(model, atoms: Atoms) -> Harmonic:
     """Frequencies, modes and IR intensities of ``atoms`` (already at a minimum of ``model``)."""
-    hessian, dipole_derivatives = derivatives(model, atoms)
+    hessian, dipole_derivatives, alpha_derivatives = derivatives(model, atoms)
     weights = np.repeat(atoms.get_masses() ** -0.5, 3)  # [3N], amu^-1/2
     omega2, vectors = np.linalg.eigh(weights[:, None] * hessian * weights)  # eV/Angstrom^2/amu
     frequencies = np.sign(omega2) * _HBAR_OMEGA * np.sqrt(np.abs(omega2)) / units.invcm
@@ -83,7 +88,17 @@ def harmonic(model, atoms: Atoms) -> Harmonic:
     else:  # d mu / d Q for mass-weighted normal coordinates Q, in (D/Angstrom)^2/amu as ASE's Infrared
         d_mu_d_q = vectors.T @ (weights[:, None] * dipole_derivatives)  # [modes, 3], e/amu^1/2
         intensities = (d_mu_d_q ** 2).sum(axis=1) / units.Debye ** 2
-    return Harmonic(atoms.copy(), hessian, dipole_derivatives, frequencies, modes, intensities)
+    raman = None if alpha_derivatives is None else raman_activities(
+        np.einsum("km,kab->mab", weights[:, None] * vectors, alpha_derivatives))
+    return Harmonic(atoms.copy(), hessian, dipole_derivatives, frequencies, modes, intensities, raman)
+
+
+def raman_activities(d_alpha_d_q: np.ndarray) -> np.ndarray:
+    """``45 a'^2 + 7 g'^2`` per mode (Angstrom^4/amu) from ``d alpha / d Q`` ``[modes, 3, 3]``: ``a'`` the
+    isotropic part, ``g'^2 = 3/2 b' : b'`` with ``b'`` the traceless part (the convention of Gaussian and ASE)."""
+    isotropic = np.trace(d_alpha_d_q, axis1=1, axis2=2) / 3
+    traceless = d_alpha_d_q - isotropic[:, None, None] * np.eye(3)
+    return 45 * isotropic ** 2 + 7 * 1.5 * np.einsum("mab,mab->m", traceless, traceless)
 
 
 def broadened(frequencies: np.ndarray, intensities: np.ndarray, grid: np.ndarray, width: float) -> np.ndarray:

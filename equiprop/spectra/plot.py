@@ -32,15 +32,24 @@ def plot_harmonic(path, frequencies, intensities, width: float = 20.0, label: st
     plt.close(fig)
 
 
-def plot_dynamics(path, ir, vdos, sticks: tuple[np.ndarray, np.ndarray] | None = None, title: str = "") -> None:
-    """Two panels: the MD IR spectrum (with harmonic ``sticks`` on a second axis) and the density of states."""
+def plot_dynamics(path, ir, vdos, sticks: tuple[np.ndarray, np.ndarray] | None = None, title: str = "",
+                  raman=None) -> None:
+    """Panels: the MD IR spectrum (with harmonic ``sticks`` on a second axis), the (isotropic, anisotropic)
+    ``raman`` spectra if given, and the density of states."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     top = 4200.0
-    fig, (upper, lower) = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
+    fig, axes = plt.subplots(3 if raman else 2, 1, figsize=(7, 7 if raman else 5), sharex=True)
+    upper, lower = axes[0], axes[-1]
+    if raman:
+        for spectrum, name, color in zip(raman, ("isotropic", "anisotropic"), ("C1", "C4")):
+            keep = spectrum.wavenumbers <= top
+            axes[1].plot(spectrum.wavenumbers[keep], spectrum.values[keep], color=color, label=name)
+        axes[1].set_ylabel("Raman (Å$^4$/amu per cm$^{-1}$)")
+        axes[1].legend(frameon=False)
     keep = ir.wavenumbers <= top
     upper.plot(ir.wavenumbers[keep], ir.values[keep], color="C0", label="MD")
     upper.set_ylabel("IR ((D/Å)$^2$/amu per cm$^{-1}$)")
