@@ -12,6 +12,7 @@ from equiprop.data.typemap import TypeMap
 from equiprop.keys import Property
 from equiprop.nn.geometry import edge_vectors, strained, stress_from_strain_derivative
 from equiprop.nn.precision import as_dtype
+from equiprop.nn.electrostatics import KINDS, DampedCoulomb
 from equiprop.nn.repulsion import PairRepulsion
 from equiprop.nn.readout import (PolarizabilityReadout, ScalarReadout, centered_positions, constrain_charges,
                                  point_quadrupoles)
@@ -47,6 +48,7 @@ class AtomisticModel(nn.Module):
         charge_constraint: bool,
         dipole_from_charges: bool,
         repulsion: str = "",
+        electrostatics: str = "none",
     ):
         super().__init__()
         if cutoff <= 0:
@@ -56,8 +58,12 @@ class AtomisticModel(nn.Module):
         self.targets = Property.parse(targets)
         self.charge_constraint = charge_constraint
         self.dipole_from_charges = dipole_from_charges
+        if electrostatics not in KINDS:
+            raise ValueError(f"electrostatics {electrostatics!r}: choose from {', '.join(KINDS)}")
+        if electrostatics != "none" and Property.ENERGY not in self.targets:
+            raise ValueError("electrostatics is an energy term: it needs the energy target")
         needs_charges = (Property.CHARGES in self.targets or Property.QUADRUPOLE in self.targets
-                         or (self.predicts_dipole and dipole_from_charges))
+                         or (self.predicts_dipole and dipole_from_charges) or electrostatics != "none")
         magnitude_only = Property.DIPOLE_MAGNITUDE in self.targets and Property.DIPOLE not in self.targets
         self.charge_head = ScalarReadout(features, zero_init=not magnitude_only) if needs_charges else None
         self.energy_head = ScalarReadout(features) if Property.ENERGY in self.targets else None
@@ -69,6 +75,8 @@ class AtomisticModel(nn.Module):
             raise ValueError("repulsion is an energy term: it needs the energy target")
         # a floor under the energy for pairs closer than any data (nn/repulsion.py), e.g. "O-O:2.3"
         self.repulsion = PairRepulsion(repulsion, self.type_map.elements, cutoff) if repulsion else None
+        # the learned charges' Coulomb energy over all pairs, beyond the cutoff too (nn/electrostatics.py)
+        self.electrostatics = DampedCoulomb() if electrostatics == "coulomb" else None
         self.register_buffer("element_energies", torch.zeros(len(self.type_map)))
         self.register_buffer("energy_scale", torch.tensor(1.0))
 
@@ -187,6 +195,10 @@ class AtomisticModel(nn.Module):
                 lengths = torch.linalg.vector_norm(vectors, dim=1)
                 out[Property.ENERGY] = out[Property.ENERGY] + self.repulsion(
                     batch.types, edge_index, lengths, batch.structure, batch.n_structures, batch.paired_edges)
+            if self.electrostatics is not None:
+                _refuse_cells(batch)
+                out[Property.ENERGY] = out[Property.ENERGY] + self.electrostatics(
+                    charges, positions, batch.structure, batch.n_structures)
         return out
 
     def reference_energy(self, batch: GraphBatch) -> torch.Tensor:
@@ -245,3 +257,13 @@ class AtomisticModel(nn.Module):
 
         runner = compiled_inference(self) if compile else None
         return predict(self, frames, batch_size=batch_size, source=source, runner=runner, graphs=graphs, stress=stress)
+
+
+def _refuse_cells(batch: GraphBatch) -> None:
+    """The all-pairs Coulomb sum is for open boundaries: a periodic cell is an error (not checked while
+    compiling or recording a CUDA graph, where reading a tensor's value is not allowed)."""
+    if torch.compiler.is_compiling() or (batch.cell.is_cuda and torch.cuda.is_current_stream_capturing()):
+        return
+    if bool((batch.cell != 0).any()):
+        raise ValueError("electrostatics='coulomb' sums pairs within one cell: periodic structures need Ewald "
+                         "or PME, not available yet; use open boundaries (pbc=False)")

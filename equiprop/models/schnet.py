@@ -33,6 +33,9 @@ class SchNet(AtomisticModel):
         repulsion: ``"PAIR:RADIUS"`` pairs, comma-separated (e.g. ``"O-O:2.3"``),
             that get a ZBL pair energy switched off smoothly by RADIUS
             (nn/repulsion.py), a floor under the learned energy; empty for none.
+        electrostatics: ``"coulomb"`` adds the damped Coulomb energy of the predicted
+            charges over every pair of a structure, no cutoff (nn/electrostatics.py);
+            open boundaries only. ``"none"`` (default) for none.
         dtype: ``"float32"`` or ``"float64"``, the precision of the weights.
 
     Outputs (``predict``): charges in e, dipole in e*Angstrom, energy in eV,
@@ -51,13 +54,15 @@ class SchNet(AtomisticModel):
         charge_constraint: bool = True,
         dipole_from_charges: bool = True,
         repulsion: str = "",
+        electrostatics: str = "none",
         dtype="float32",
     ):
         self.hparams = constructor_arguments(locals())
         if {Property.DIPOLE, Property.DIPOLE_MAGNITUDE} & set(Property.parse(targets)) and not dipole_from_charges:
             raise ValueError("SchNet is invariant: its dipole can only come from charges (dipole_from_charges=True)")
         with default_dtype(dtype):  # e3nn constants exact in this precision
-            super().__init__(elements, cutoff, features, targets, charge_constraint, dipole_from_charges, repulsion)
+            super().__init__(elements, cutoff, features, targets, charge_constraint, dipole_from_charges, repulsion,
+                             electrostatics)
             self.embedding = ElementEmbedding(len(self.type_map), features)
             self.rbf = GaussianRBF(n_rbf, cutoff, rbf_start)
             self.fcut = CosineCutoff(cutoff)

@@ -70,6 +70,9 @@ class SO3Net(AtomisticModel):
         repulsion: ``"PAIR:RADIUS"`` pairs, comma-separated (e.g. ``"O-O:2.3"``),
             that get a ZBL pair energy switched off smoothly by RADIUS
             (nn/repulsion.py), a floor under the learned energy; empty for none.
+        electrostatics: ``"coulomb"`` adds the damped Coulomb energy of the predicted
+            charges over every pair of a structure, no cutoff (nn/electrostatics.py);
+            open boundaries only. ``"none"`` (default) for none.
         dtype: ``"float32"`` or ``"float64"``. The model is built in this
             precision, so e3nn's Clebsch-Gordan constants are exact in it
             (casting a float32 model with ``.double()`` keeps float32-rounded
@@ -95,11 +98,13 @@ class SO3Net(AtomisticModel):
         charge_constraint: bool = True,
         dipole_from_charges: bool = True,
         repulsion: str = "",
+        electrostatics: str = "none",
         dtype="float32",
     ):
         self.hparams = constructor_arguments(locals())
         with default_dtype(dtype):  # e3nn constants exact in this precision
-            super().__init__(elements, cutoff, features, targets, charge_constraint, dipole_from_charges, repulsion)
+            super().__init__(elements, cutoff, features, targets, charge_constraint, dipole_from_charges, repulsion,
+                             electrostatics)
             self.lmax, self.features = check_lmax(lmax), features
             self.sh_lmax = self.lmax if sh_lmax is None else check_sh_lmax(sh_lmax, self.lmax)
             self.embedding = ElementEmbedding(len(self.type_map), features)
