@@ -239,3 +239,19 @@ def test_label_polarizability_flag_writes_the_key(tmp_path):
     alpha = np.asarray(frame.info["dft_polarizability"]).reshape(3, 3)
     assert np.trace(alpha) / 3 == pytest.approx(0.777, abs=0.01)  # isotropic, A^3 (PBE0/def2-SVP; experiment 1.47)
     assert "dft_quadrupole" in frame.info and "dft_energy" in frame.info
+
+
+def test_ion_clusters_hold_one_ion_and_its_charge(tmp_path):
+    from equiprop.labelling.clusters import IONS
+
+    for ion, formula, charge in (("H3O+", "H7O3", 1), ("OH-", "H5O3", -1)):
+        clusters = make_clusters("H2O", [2, 5], count=4, seed=2, ion=ion)
+        assert clusters[0].get_chemical_formula() == formula and clusters[0].info["charge"] == charge
+        for cluster in clusters:
+            n_ion = len(IONS[ion][0])
+            oxygens = [0] + list(range(n_ion, len(cluster), 3))  # the ion's O first, then each water's
+            gaps = np.linalg.norm(cluster.positions[oxygens][:, None] - cluster.positions[oxygens][None], axis=-1)
+            assert gaps[np.triu_indices(len(oxygens), 1)].min() > 2.5  # the recipe's O-O spacing (less the noise)
+    out = tmp_path / "ions.xyz"
+    assert main(["make-clusters", "--ion", "H3O+", "--n", "1-3", "--count", "3", str(out)]) == 0
+    assert [a.info["charge"] for a in ase.io.read(out, ":")] == [1, 1, 1]

@@ -29,6 +29,9 @@ def add_commands(commands) -> None:
     make.add_argument("--n", default="2-9", help="molecules per cluster: '2-9' or '2,4,8' (default: 2-9)")
     make.add_argument("--count", type=int, default=100, help="number of clusters (default: 100)")
     make.add_argument("--seed", type=int, default=0)
+    make.add_argument("--ion", choices=["H3O+", "OH-"],
+                      help="one ion per cluster besides the --n molecules (info['charge'] set): protonated or "
+                           "deprotonated water clusters")
     make.add_argument("--overwrite", action="store_true", help="replace an existing output")
     make.set_defaults(run=run_make_clusters)
 
@@ -65,7 +68,7 @@ def parse_sizes(text: str) -> list[int]:
 def run_make_clusters(args: argparse.Namespace) -> int:
     from equiprop.labelling.clusters import make_clusters
 
-    clusters = make_clusters(args.molecule, parse_sizes(args.n), args.count, args.seed)
+    clusters = make_clusters(args.molecule, parse_sizes(args.n), args.count, args.seed, ion=args.ion)
     write_structures(args.output, clusters, overwrite=args.overwrite)
     print(f"wrote {len(clusters)} clusters of {args.molecule} to {args.output}")
     return 0

@@ -31,31 +31,59 @@ class ClusterRecipe:
     max_tries: int = 10000
 
 
-def make_cluster(name: str, n_molecules: int, rng: np.random.Generator, recipe: ClusterRecipe = ClusterRecipe()) -> Atoms:
-    """One cluster of ``n_molecules`` copies of ASE's ``molecule(name)``."""
-    template = molecule(name)
-    anchor = int(np.argmax(template.get_masses()))
-    template.positions -= template.positions[anchor]
-    radius = recipe.radius_per_molecule * n_molecules ** (1 / 3) + recipe.radius_offset
-    placed: list[np.ndarray] = []
+#: Ions a cluster can hold (``make-clusters --ion``): geometry (O first, Angstrom) and charge (e).
+#: H3O+: O-H 0.98 A, pyramidal (H-O-H 112 degrees); OH-: O-H 0.97 A.
+IONS = {
+    "H3O+": (Atoms("OH3", positions=[[0, 0, 0.0], [0.9240, 0, 0.3266], [-0.4620, 0.8002, 0.3266],
+                                     [-0.4620, -0.8002, 0.3266]]), 1),
+    "OH-": (Atoms("OH", positions=[[0, 0, 0], [0, 0, 0.97]]), -1),
+}
+
+
+def make_cluster(name: str, n_molecules: int, rng: np.random.Generator, recipe: ClusterRecipe = ClusterRecipe(),
+                 ion: str | None = None) -> Atoms:
+    """One cluster of ``n_molecules`` copies of ASE's ``molecule(name)``, after one ``ion`` (a key of
+    :data:`IONS`; ``info["charge"]`` set) if given: ``ion`` plus ``n_molecules`` molecules."""
+    templates = [_anchored(molecule(name))] * n_molecules
+    charge = 0
+    if ion is not None:
+        if ion not in IONS:
+            raise ValueError(f"unknown ion {ion!r}; known: {', '.join(IONS)}")
+        templates = [_anchored(IONS[ion][0].copy())] + templates
+        charge = IONS[ion][1]
+    radius = recipe.radius_per_molecule * len(templates) ** (1 / 3) + recipe.radius_offset
+    placed: list[np.ndarray] = []  # positions of each placed molecule, its anchor (heaviest atom) first
     for _ in range(recipe.max_tries):
-        if len(placed) == n_molecules:
+        if len(placed) == len(templates):
             break
         centre = _random_in_sphere(rng, radius)
-        positions = Rotation.random(random_state=rng).apply(template.positions) + centre
-        if _fits(positions, anchor, placed, recipe):
+        positions = Rotation.random(random_state=rng).apply(templates[len(placed)].positions) + centre
+        if _fits(positions, placed, recipe):
             placed.append(positions)
     else:
-        raise RuntimeError(f"could not place {n_molecules} x {name} in {recipe.max_tries} tries; loosen the recipe")
-    cluster = Atoms(template.get_chemical_symbols() * n_molecules, positions=np.concatenate(placed))
+        raise RuntimeError(f"could not place {len(templates)} molecules in {recipe.max_tries} tries; loosen the recipe")
+    symbols = [s for template in templates for s in template.get_chemical_symbols()]
+    cluster = Atoms(symbols, positions=np.concatenate(placed))
     cluster.positions += rng.normal(scale=recipe.noise, size=cluster.positions.shape)
+    if ion is not None:
+        cluster.info["charge"] = charge
     return cluster
 
 
-def make_clusters(name: str, sizes: list[int], count: int, seed: int = 0, recipe: ClusterRecipe = ClusterRecipe()) -> list[Atoms]:
-    """``count`` clusters whose sizes cycle through ``sizes`` (seeded, reproducible)."""
+def _anchored(template: Atoms) -> Atoms:
+    """The molecule with its heaviest atom first and at the origin (the anchor the recipe spaces)."""
+    anchor = int(np.argmax(template.get_masses()))
+    order = [anchor] + [k for k in range(len(template)) if k != anchor]
+    template = template[order]
+    template.positions -= template.positions[0]
+    return template
+
+
+def make_clusters(name: str, sizes: list[int], count: int, seed: int = 0, recipe: ClusterRecipe = ClusterRecipe(),
+                  ion: str | None = None) -> list[Atoms]:
+    """``count`` clusters whose sizes (molecules besides the ion) cycle through ``sizes`` (seeded, reproducible)."""
     rng = np.random.default_rng(seed)
-    return [make_cluster(name, sizes[k % len(sizes)], rng, recipe) for k in range(count)]
+    return [make_cluster(name, sizes[k % len(sizes)], rng, recipe, ion) for k in range(count)]
 
 
 def _random_in_sphere(rng: np.random.Generator, radius: float) -> np.ndarray:
@@ -65,11 +93,11 @@ def _random_in_sphere(rng: np.random.Generator, radius: float) -> np.ndarray:
             return point
 
 
-def _fits(positions: np.ndarray, anchor: int, placed: list[np.ndarray], recipe: ClusterRecipe) -> bool:
+def _fits(positions: np.ndarray, placed: list[np.ndarray], recipe: ClusterRecipe) -> bool:
     if not placed:
         return True
-    others = np.stack([p[anchor] for p in placed])
-    anchor_gaps = np.linalg.norm(others - positions[anchor], axis=1)
+    others = np.stack([p[0] for p in placed])  # the anchors
+    anchor_gaps = np.linalg.norm(others - positions[0], axis=1)
     atom_gaps = np.linalg.norm(np.concatenate(placed)[:, None] - positions[None], axis=-1)
     return (
         anchor_gaps.min() >= recipe.min_anchor_distance
