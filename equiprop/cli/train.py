@@ -25,6 +25,9 @@ HELP = {
                "--lmax 1 --sh-lmax 2 trained 1.7x faster than --lmax 2 on 2 CPU cores (docs/benchmarks.md)",
     "repulsion": "ZBL screened repulsion for named pairs closer than a radius, switched off over its last 0.4 A, "
                  "e.g. O-O:2.3 (a floor where data are thin; docs/active-learning.md measures it); default none",
+    "electrostatics": "none, coulomb (the charges' damped Coulomb energy over all pairs, no cutoff) or multipole "
+                      "(charges, atomic dipoles and, with the quadrupole target, atomic quadrupoles; so3net with the "
+                      "dipole target); open boundaries only; docs/benchmarks.md measures them; default none",
     "elements": "ordered type map, e.g. H,O (default: elements of the data by atomic number)",
 }
 

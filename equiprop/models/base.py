@@ -12,7 +12,7 @@ from equiprop.data.typemap import TypeMap
 from equiprop.keys import Property
 from equiprop.nn.geometry import edge_vectors, strained, stress_from_strain_derivative
 from equiprop.nn.precision import as_dtype
-from equiprop.nn.electrostatics import KINDS, DampedCoulomb
+from equiprop.nn.electrostatics import KINDS, DampedMultipoles
 from equiprop.nn.repulsion import PairRepulsion
 from equiprop.nn.readout import (PolarizabilityReadout, ScalarReadout, centered_positions, constrain_charges,
                                  point_quadrupoles)
@@ -75,8 +75,9 @@ class AtomisticModel(nn.Module):
             raise ValueError("repulsion is an energy term: it needs the energy target")
         # a floor under the energy for pairs closer than any data (nn/repulsion.py), e.g. "O-O:2.3"
         self.repulsion = PairRepulsion(repulsion, self.type_map.elements, cutoff) if repulsion else None
-        # the learned charges' Coulomb energy over all pairs, beyond the cutoff too (nn/electrostatics.py)
-        self.electrostatics = DampedCoulomb() if electrostatics == "coulomb" else None
+        # the learned multipoles' energy over all pairs, beyond the cutoff too (nn/electrostatics.py)
+        self.electrostatics = DampedMultipoles() if electrostatics != "none" else None
+        self.multipole_electrostatics = electrostatics == "multipole"  # atomic dipoles and quadrupoles too
         self.register_buffer("element_energies", torch.zeros(len(self.type_map)))
         self.register_buffer("energy_scale", torch.tensor(1.0))
 
@@ -197,8 +198,9 @@ class AtomisticModel(nn.Module):
                     batch.types, edge_index, lengths, batch.structure, batch.n_structures, batch.paired_edges)
             if self.electrostatics is not None:
                 _refuse_cells(batch)
+                multipoles = (atomic_dipoles, atomic_quadrupoles) if self.multipole_electrostatics else (None, None)
                 out[Property.ENERGY] = out[Property.ENERGY] + self.electrostatics(
-                    charges, positions, batch.structure, batch.n_structures)
+                    charges, positions, batch.structure, batch.n_structures, *multipoles)
         return out
 
     def reference_energy(self, batch: GraphBatch) -> torch.Tensor:
@@ -265,5 +267,5 @@ def _refuse_cells(batch: GraphBatch) -> None:
     if torch.compiler.is_compiling() or (batch.cell.is_cuda and torch.cuda.is_current_stream_capturing()):
         return
     if bool((batch.cell != 0).any()):
-        raise ValueError("electrostatics='coulomb' sums pairs within one cell: periodic structures need Ewald "
+        raise ValueError("electrostatics sums pairs within one cell: periodic structures need Ewald "
                          "or PME, not available yet; use open boundaries (pbc=False)")

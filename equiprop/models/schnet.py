@@ -58,6 +58,9 @@ class SchNet(AtomisticModel):
         dtype="float32",
     ):
         self.hparams = constructor_arguments(locals())
+        if electrostatics == "multipole":
+            raise ValueError("electrostatics='multipole' needs atomic dipoles, which the invariant SchNet has not: "
+                             "use 'coulomb' or SO3Net")
         if {Property.DIPOLE, Property.DIPOLE_MAGNITUDE} & set(Property.parse(targets)) and not dipole_from_charges:
             raise ValueError("SchNet is invariant: its dipole can only come from charges (dipole_from_charges=True)")
         with default_dtype(dtype):  # e3nn constants exact in this precision

@@ -72,7 +72,10 @@ class SO3Net(AtomisticModel):
             (nn/repulsion.py), a floor under the learned energy; empty for none.
         electrostatics: ``"coulomb"`` adds the damped Coulomb energy of the predicted
             charges over every pair of a structure, no cutoff (nn/electrostatics.py);
-            open boundaries only. ``"none"`` (default) for none.
+            ``"multipole"`` that of the charges, atomic dipoles and (with the quadrupole
+            target) atomic quadrupoles, the multipoles whose sums are the predicted
+            dipole and quadrupole (needs the dipole target); open boundaries only.
+            ``"none"`` (default) for none.
         dtype: ``"float32"`` or ``"float64"``. The model is built in this
             precision, so e3nn's Clebsch-Gordan constants are exact in it
             (casting a float32 model with ``.double()`` keeps float32-rounded
@@ -123,6 +126,8 @@ class SO3Net(AtomisticModel):
             self.dipole_head = VectorReadout(features, features) if self.needs_atomic_dipoles else None
             self.quadrupole_head = TensorReadout(features, features) if wants_quadrupoles else None
             self.polarizability_tensor_head = TensorReadout(features, features) if wants_tensors else None
+            if electrostatics == "multipole" and self.dipole_head is None:
+                raise ValueError("electrostatics='multipole' uses the atomic dipoles: add the dipole (or quadrupole) target")
 
     def represent(self, batch: GraphBatch, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         paired = batch.paired_edges  # vectors of the first half only: edge functions once per pair

@@ -33,7 +33,7 @@ class TrainConfig:
     avg_neighbors: float | None = None  # so3net only; None: mean neighbour count of the training set
     charge_constraint: bool = True
     repulsion: str = ""  # ZBL floor for named pairs closer than a radius, e.g. "O-O:2.3" (nn/repulsion.py); "": none
-    electrostatics: str = "none"  # "coulomb": damped Coulomb energy of the predicted charges, all pairs (nn/electrostatics.py)
+    electrostatics: str = "none"  # "coulomb": damped Coulomb energy of the charges, all pairs; "multipole": and atomic dipoles/quadrupoles (nn/electrostatics.py)
     dtype: str = "float32"
     # data
     data: str | None = None  # extxyz file; None: the shipped PBE0 water clusters
@@ -93,8 +93,11 @@ class TrainConfig:
                 raise InputError(str(error)) from None
         if self.repulsion and "energy" not in self.targets:
             raise InputError("repulsion is an energy term: add energy to the targets")
-        if self.electrostatics not in ("none", "coulomb"):
-            raise InputError(f"--electrostatics {self.electrostatics!r}: choose none or coulomb (Ewald/PME: not yet)")
+        if self.electrostatics not in ("none", "coulomb", "multipole"):
+            raise InputError(f"--electrostatics {self.electrostatics!r}: choose none, coulomb or multipole "
+                             "(periodic cells, Ewald/PME: not yet)")
+        if self.electrostatics == "multipole" and (self.model != "so3net" or "dipole" not in self.targets):
+            raise InputError("--electrostatics multipole uses atomic dipoles: it needs --model so3net and the dipole target")
         if self.electrostatics != "none" and "energy" not in self.targets:
             raise InputError("electrostatics is an energy term: add energy to the targets")
         if "stress" in self.targets and self.compile:
