@@ -201,3 +201,24 @@ def test_a_cell_is_refused_and_the_flag_trains(tmp_path):
     assert reloaded.electrostatics is not None
     assert main(["train", "--data", str(data), "--electrostatics", "ewald", "--epochs", "1",
                  "--out", str(tmp_path / "bad"), *SMALL]) == 2
+
+
+def test_dense_pairs_while_compiling_equal_the_per_structure_pairs(monkeypatch):
+    """Compiling or recording a CUDA graph sums every pair of the batch, the other structures' weighted 0;
+    padding atoms sit together at the origin (data/padding.py): finite, and they add nothing."""
+    rng = np.random.default_rng(2)
+    n = 9
+    q = torch.tensor(rng.normal(size=n), requires_grad=True)
+    mu, theta = torch.tensor(rng.normal(size=(n, 3))) * 0.3, _traceless(rng, n) * 0.2
+    positions = torch.tensor(rng.normal(size=(n, 3)) * 2.0)
+    positions[6:] = 0.0  # three padding atoms, one structure of their own
+    q.data[6:] = 0.0
+    structure = torch.tensor([0, 0, 0, 1, 1, 2, 3, 3, 3])
+    model = DampedMultipoles()
+    eager = model(q, positions, structure, 4, mu, theta)
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    dense = model(q, positions, structure, 4, mu, theta)
+    torch.testing.assert_close(dense, eager, rtol=1e-12, atol=1e-12)
+    assert torch.isfinite(eager).all() and float(eager[2]) == 0.0
+    (gradient,) = torch.autograd.grad(dense.sum(), q)
+    assert torch.isfinite(gradient).all()

@@ -16,10 +16,11 @@ ions, follows the multipole law; the damping keeps it finite and smooth at short
 range, where the network learns the rest. Charges alone (``"coulomb"``) is the
 ``B0`` term.
 
-Dense in the batch's atoms: ``[n_atoms, n_atoms]`` pair matrices (fixed shapes, so
-compiling and CUDA graphs work), computed in float64 (the recurrence cancels digits
-at short range): 8 bytes a pair and quantity, 10 MB for a batch of 1,000 atoms,
-800 MB for 10,000. Open boundaries only; periodic cells need Ewald or PME, so a cell
+Pairs of each structure (``structure_pairs``): eagerly only those within a structure;
+while compiling or recording a CUDA graph, which need shapes that do not depend on
+values, every pair of the batch with the others weighted 0. In float64 (the
+recurrence cancels digits at short range): about 0.2 kB a pair with quadrupoles,
+0.1 GB for one 1,000-atom cluster. Open boundaries only; periodic cells need Ewald or PME, so a cell
 is refused (models/base.py).
 """
 
@@ -62,43 +63,65 @@ class DampedMultipoles(nn.Module):
 
     def forward(self, charges: torch.Tensor, positions: torch.Tensor, structure: torch.Tensor, n_structures: int,
                 dipoles: torch.Tensor | None = None, quadrupoles: torch.Tensor | None = None) -> torch.Tensor:
-        dtype = positions.dtype
-        q, x = charges.double(), positions.double()
-        n = x.shape[0]
-        pairs = (structure[:, None] == structure[None, :]) & ~torch.eye(n, dtype=torch.bool, device=x.device)
-        mask = pairs.double()
-        r = x[:, None, :] - x[None, :, :]  # [n, n, 3]: r_i - r_j
-        distance = ((r * r).sum(-1) + (1.0 - mask)).sqrt()  # [n, n]; 1 where unused: no 0/0
+        i, j = structure_pairs(structure, n_structures)  # [n_pairs] each, i < j
+        x = positions.double()
+        r = x[i] - x[j]  # [n_pairs, 3]
+        squared = (r * r).sum(-1)
+        # pairs of other structures (dense path) and coincident padding atoms weigh 0 (and get 1: no 0/0)
+        valid = (structure[i] == structure[j]) & (squared > 0)
+        distance = torch.where(valid, squared, torch.ones_like(squared)).sqrt()
         order = 4 if quadrupoles is not None else (2 if dipoles is not None else 0)
         b = damped_radial(distance, self.sigma, order)
-        pair = q[:, None] * q[None, :] * b[0]  # [n, n]
-        if dipoles is not None:
-            pair = pair + _dipole_terms(q, dipoles.double(), r, b)
+        q = charges.double()
+        pair = q[i] * q[j] * b[0]  # [n_pairs]
+        mu = None if dipoles is None and quadrupoles is None else (
+            torch.zeros_like(x) if dipoles is None else dipoles.double())
+        if mu is not None:
+            pair = pair + _dipole_terms(q[i], q[j], mu[i], mu[j], r, b)
         if quadrupoles is not None:
-            mu = torch.zeros_like(x) if dipoles is None else dipoles.double()
-            pair = pair + _quadrupole_terms(q, mu, quadrupoles.double(), r, b)
-        atomic = 0.5 * COULOMB * (pair * mask).sum(1)  # [n]: each pair counted once
-        return scatter_sum(atomic, structure, n_structures).to(dtype)
+            theta = quadrupoles.double()
+            pair = pair + _quadrupole_terms(q[i], q[j], mu[i], mu[j], theta[i], theta[j], r, b)
+        pair = COULOMB * torch.where(valid, pair, torch.zeros_like(pair))
+        return scatter_sum(pair, structure[i], n_structures).to(positions.dtype)
 
 
-def _dipole_terms(q, mu, r, b):
-    """Charge-dipole and dipole-dipole parts of the pair energy ``[n, n]`` (``mu [n, 3]``, ``r [n, n, 3]``)."""
-    mu_i_r = torch.einsum("ijk,ik->ij", r, mu)  # mu_i . r_ij
-    mu_j_r = torch.einsum("ijk,jk->ij", r, mu)  # mu_j . r_ij
-    return (q[:, None] * mu_j_r - q[None, :] * mu_i_r) * b[1] + (mu @ mu.T) * b[1] - mu_i_r * mu_j_r * b[2]
+def structure_pairs(structure: torch.Tensor, n_structures: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Atom pairs ``i < j`` for the pair sum: eagerly, those of the same structure only (sizes read from
+    ``structure [n_atoms]``, which is sorted); while compiling or recording a CUDA graph (no reading of
+    values), every pair of the batch, the cross-structure ones weighted 0 by the caller."""
+    n = structure.shape[0]
+    if torch.compiler.is_compiling() or (structure.is_cuda and torch.cuda.is_current_stream_capturing()):
+        pairs = torch.triu_indices(n, n, 1, device=structure.device)
+        return pairs[0], pairs[1]
+    counts = torch.bincount(structure, minlength=n_structures).tolist()
+    blocks, start = [], 0
+    for count in counts:
+        if count > 1:
+            blocks.append(torch.triu_indices(count, count, 1, device=structure.device) + start)
+        start += count
+    if not blocks:
+        empty = structure.new_zeros(0)
+        return empty, empty
+    pairs = torch.cat(blocks, dim=1)
+    return pairs[0], pairs[1]
 
 
-def _quadrupole_terms(q, mu, theta, r, b):
-    """Every pair-energy part with a quadrupole ``theta [n, 3, 3]`` (traceless, so the delta terms vanish)."""
-    theta_i_r = torch.einsum("iab,ijb->ija", theta, r)  # Theta_i r_ij  [n, n, 3]
-    theta_j_r = torch.einsum("jab,ijb->ija", theta, r)  # Theta_j r_ij
-    r_theta_i_r, r_theta_j_r = (theta_i_r * r).sum(-1), (theta_j_r * r).sum(-1)  # [n, n]
-    mu_i_r = torch.einsum("ijk,ik->ij", r, mu)
-    mu_j_r = torch.einsum("ijk,jk->ij", r, mu)
-    charge = (q[:, None] * r_theta_j_r + q[None, :] * r_theta_i_r) * b[2] / 3.0
-    dipole = (-mu_i_r * r_theta_j_r * b[3] + 2.0 * torch.einsum("ia,ija->ij", mu, theta_j_r) * b[2]
-              + r_theta_i_r * mu_j_r * b[3] - 2.0 * torch.einsum("ija,ja->ij", theta_i_r, mu) * b[2]) / 3.0
-    contracted = torch.einsum("iab,jab->ij", theta, theta)
+def _dipole_terms(q_i, q_j, mu_i, mu_j, r, b):
+    """Charge-dipole and dipole-dipole parts of the pair energy ``[n_pairs]`` (``mu [n_pairs, 3]``, ``r = r_i - r_j``)."""
+    mu_i_r, mu_j_r = (mu_i * r).sum(-1), (mu_j * r).sum(-1)
+    return (q_i * mu_j_r - q_j * mu_i_r) * b[1] + (mu_i * mu_j).sum(-1) * b[1] - mu_i_r * mu_j_r * b[2]
+
+
+def _quadrupole_terms(q_i, q_j, mu_i, mu_j, theta_i, theta_j, r, b):
+    """Every pair-energy part with a quadrupole ``theta [n_pairs, 3, 3]`` (traceless: the delta terms vanish)."""
+    theta_i_r = (theta_i @ r[:, :, None])[:, :, 0]  # Theta_i r  [n_pairs, 3]
+    theta_j_r = (theta_j @ r[:, :, None])[:, :, 0]
+    r_theta_i_r, r_theta_j_r = (theta_i_r * r).sum(-1), (theta_j_r * r).sum(-1)  # [n_pairs]
+    mu_i_r, mu_j_r = (mu_i * r).sum(-1), (mu_j * r).sum(-1)
+    charge = (q_i * r_theta_j_r + q_j * r_theta_i_r) * b[2] / 3.0
+    dipole = (-mu_i_r * r_theta_j_r * b[3] + 2.0 * (mu_i * theta_j_r).sum(-1) * b[2]
+              + r_theta_i_r * mu_j_r * b[3] - 2.0 * (theta_i_r * mu_j).sum(-1) * b[2]) / 3.0
+    contracted = (theta_i * theta_j).sum((-2, -1))
     quadrupole = (r_theta_i_r * r_theta_j_r * b[4] - 4.0 * (theta_i_r * theta_j_r).sum(-1) * b[3]
                   + 2.0 * contracted * b[2]) / 9.0
     return charge + dipole + quadrupole
