@@ -119,3 +119,8 @@ def test_ipi_runs_the_export_itself(tmp_path):
     start = ase.io.read(tmp_path / "ipi" / "hexamer.xyz")
     start.calc = equiprop.EquipropCalculator(model)
     assert rows[0, -1] == pytest.approx(start.get_potential_energy(), abs=1e-4)  # every bead starts at the template
+
+
+def test_a_model_with_electrostatics_is_refused_not_traced_wrong(tmp_path):
+    with pytest.raises(ValueError, match="electrostatics"):
+        export(make_model("so3net", electrostatics="multipole", dtype=torch.float32), tmp_path / "model.pt")

@@ -184,6 +184,9 @@ def metatomic_model(model, name: str = "equiprop") -> AtomisticModel:
     members = list(model.members) if isinstance(model, Committee) else [model]
     if Property.ENERGY not in model.targets:
         raise ValueError("a metatomic model gives an energy (the engine takes forces from it): this model predicts none")
+    if members[0].electrostatics is not None:  # its pair list depends on the atom count, which a trace fixes
+        raise ValueError("a model with electrostatics cannot be exported to metatomic yet (its all-pairs sum has no "
+                         "neighbour list an engine provides); use the ASE calculator, i-PI or OpenMM")
     example = example_inputs(members[0])
     cores = [traced_core(member, example) for member in members]
     numbers = [int(z) for z in model.type_map.atomic_numbers]
