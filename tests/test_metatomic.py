@@ -121,6 +121,18 @@ def test_ipi_runs_the_export_itself(tmp_path):
     assert rows[0, -1] == pytest.approx(start.get_potential_energy(), abs=1e-4)  # every bead starts at the template
 
 
-def test_a_model_with_electrostatics_is_refused_not_traced_wrong(tmp_path):
-    with pytest.raises(ValueError, match="electrostatics"):
-        export(make_model("so3net", electrostatics="multipole", dtype=torch.float32), tmp_path / "model.pt")
+def test_a_model_with_electrostatics_exports_for_any_size_and_refuses_cells(tmp_path):
+    """The all-pairs sum is traced by broadcasting: a trace on the example cluster holds for others."""
+    model = make_model("so3net", electrostatics="multipole", targets=["charges", "dipole", "quadrupole", "energy"],
+                       dtype=torch.float32)
+    path = tmp_path / "long-range.pt"
+    export(model, path)
+    for atoms in (water_cluster(2, seed=1), water_cluster(6, seed=5)):
+        far = atoms.copy()
+        far.positions[3:] += (6.0, 0.0, 0.0)  # beyond the cutoff: only the electrostatics joins the parts
+        for structure in (atoms, far):
+            ours, theirs, calculator = _both(structure, model, path)
+            assert theirs.get_potential_energy() == pytest.approx(ours.get_potential_energy(), rel=1e-5)
+            np.testing.assert_allclose(theirs.get_forces(), ours.get_forces(), rtol=1e-4, atol=1e-5)
+    with pytest.raises(Exception, match="open boundaries"):
+        _both(periodic_water(seed=4), model, path)[1].get_potential_energy()

@@ -87,9 +87,11 @@ class MetatomicWrapper(nn.Module):
     model); ``atomic_numbers[k]`` is equiprop type ``k``.
     """
 
-    def __init__(self, cores: List[torch.jit.ScriptModule], atomic_numbers: List[int], cutoff: float):
+    def __init__(self, cores: List[torch.jit.ScriptModule], atomic_numbers: List[int], cutoff: float,
+                 open_boundaries_only: bool = False):
         super().__init__()
         self.cores = nn.ModuleList(cores)
+        self.open_boundaries_only = open_boundaries_only  # electrostatics over all pairs: no periodic cells yet
         lookup = torch.full((max(atomic_numbers) + 1,), -1, dtype=torch.int64)
         lookup[torch.tensor(atomic_numbers)] = torch.arange(len(atomic_numbers))
         self.register_buffer("type_index", lookup)
@@ -109,6 +111,9 @@ class MetatomicWrapper(nn.Module):
         charges: List[torch.Tensor] = []
         dipoles: List[torch.Tensor] = []
         for system in systems:
+            if self.open_boundaries_only and bool(system.pbc.any()):
+                raise ValueError("this equiprop model has electrostatics for open boundaries only: periodic systems "
+                                 "need Ewald or PME, not available yet")
             pairs = system.get_neighbor_list(self.neighbors)
             edge_index = pairs.samples.values[:, :2].T.contiguous()
             vectors = pairs.values.reshape(-1, 3)
@@ -184,13 +189,11 @@ def metatomic_model(model, name: str = "equiprop") -> AtomisticModel:
     members = list(model.members) if isinstance(model, Committee) else [model]
     if Property.ENERGY not in model.targets:
         raise ValueError("a metatomic model gives an energy (the engine takes forces from it): this model predicts none")
-    if members[0].electrostatics is not None:  # its pair list depends on the atom count, which a trace fixes
-        raise ValueError("a model with electrostatics cannot be exported to metatomic yet (its all-pairs sum has no "
-                         "neighbour list an engine provides); use the ASE calculator, i-PI or OpenMM")
     example = example_inputs(members[0])
     cores = [traced_core(member, example) for member in members]
     numbers = [int(z) for z in model.type_map.atomic_numbers]
-    wrapper = MetatomicWrapper(cores, numbers, model.cutoff).eval()
+    long_range = members[0].electrostatics is not None  # all pairs, traced shape-free (nn/electrostatics.py)
+    wrapper = MetatomicWrapper(cores, numbers, model.cutoff, open_boundaries_only=long_range).eval()
     outputs = {"energy": ModelOutput(unit="eV", sample_kind="system")}
     if len(members) > 1:
         outputs["energy_ensemble"] = ModelOutput(unit="eV", sample_kind="system")
@@ -201,7 +204,8 @@ def metatomic_model(model, name: str = "equiprop") -> AtomisticModel:
         outputs["equiprop::dipole"] = ModelOutput(unit="e*Angstrom", sample_kind="system",
                                                   description="dipole about the geometric centre; NaN for periodic systems")
     dtype = str(members[0].element_energies.dtype).removeprefix("torch.")
-    capabilities = ModelCapabilities(outputs=outputs, atomic_types=numbers, interaction_range=model.cutoff,
+    capabilities = ModelCapabilities(outputs=outputs, atomic_types=numbers,
+                                     interaction_range=float("inf") if long_range else model.cutoff,
                                      length_unit="Angstrom", supported_devices=["cpu"], dtype=dtype)
     kind = f"a committee of {len(members)} {type(members[0]).__name__}" if len(members) > 1 else type(model).__name__
     metadata = ModelMetadata(name=name, description=f"equiprop {kind} (elements {', '.join(model.type_map.elements)}, "

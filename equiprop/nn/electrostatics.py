@@ -17,8 +17,8 @@ range, where the network learns the rest. Charges alone (``"coulomb"``) is the
 ``B0`` term.
 
 Pairs of each structure (``structure_pairs``): eagerly only those within a structure;
-while compiling or recording a CUDA graph, which need shapes that do not depend on
-values, every pair of the batch with the others weighted 0. In float64 (the
+while compiling, tracing or recording a CUDA graph, which need shapes that do not
+depend on values, every pair of the batch by broadcasting, the others weighted 0. In float64 (the
 recurrence cancels digits at short range): about 0.2 kB a pair with quadrupoles,
 0.1 GB for one 1,000-atom cluster. Open boundaries only; periodic cells need Ewald or PME, so a cell
 is refused (models/base.py).
@@ -63,36 +63,45 @@ class DampedMultipoles(nn.Module):
 
     def forward(self, charges: torch.Tensor, positions: torch.Tensor, structure: torch.Tensor, n_structures: int,
                 dipoles: torch.Tensor | None = None, quadrupoles: torch.Tensor | None = None) -> torch.Tensor:
-        i, j = structure_pairs(structure, n_structures)  # [n_pairs] each, i < j
-        x = positions.double()
-        r = x[i] - x[j]  # [n_pairs, 3]
-        squared = (r * r).sum(-1)
-        # pairs of other structures (dense path) and coincident padding atoms weigh 0 (and get 1: no 0/0)
-        valid = (structure[i] == structure[j]) & (squared > 0)
-        distance = torch.where(valid, squared, torch.ones_like(squared)).sqrt()
-        order = 4 if quadrupoles is not None else (2 if dipoles is not None else 0)
-        b = damped_radial(distance, self.sigma, order)
-        q = charges.double()
-        pair = q[i] * q[j] * b[0]  # [n_pairs]
+        x, q = positions.double(), charges.double()
         mu = None if dipoles is None and quadrupoles is None else (
             torch.zeros_like(x) if dipoles is None else dipoles.double())
+        theta = None if quadrupoles is None else quadrupoles.double()
+        if _fixed_shapes(structure):  # every ordered pair of the batch, [n, n]: shapes follow the inputs
+            i, j = slice(None), slice(None)
+            left = lambda a: a[:, None]  # noqa: E731
+            right = lambda a: a[None, :]  # noqa: E731
+            weight, owner = 0.5, structure  # each unordered pair twice; row i's energies to i's structure
+        else:  # the pairs i < j of each structure, [n_pairs]
+            i, j = structure_pairs(structure, n_structures)
+            left = lambda a: a[i]  # noqa: E731
+            right = lambda a: a[j]  # noqa: E731
+            weight, owner = 1.0, structure[i]
+        r = left(x) - right(x)  # r_i - r_j
+        squared = (r * r).sum(-1)
+        # other structures' pairs (dense), the diagonal and coincident padding atoms weigh 0 (and get 1: no 0/0)
+        valid = (left(structure) == right(structure)) & (squared > 0)
+        distance = torch.where(valid, squared, torch.ones_like(squared)).sqrt()
+        b = damped_radial(distance, self.sigma, 4 if theta is not None else (2 if mu is not None else 0))
+        pair = left(q) * right(q) * b[0]
         if mu is not None:
-            pair = pair + _dipole_terms(q[i], q[j], mu[i], mu[j], r, b)
-        if quadrupoles is not None:
-            theta = quadrupoles.double()
-            pair = pair + _quadrupole_terms(q[i], q[j], mu[i], mu[j], theta[i], theta[j], r, b)
-        pair = COULOMB * torch.where(valid, pair, torch.zeros_like(pair))
-        return scatter_sum(pair, structure[i], n_structures).to(positions.dtype)
+            pair = pair + _dipole_terms(left(q), right(q), left(mu), right(mu), r, b)
+        if theta is not None:
+            pair = pair + _quadrupole_terms(left(q), right(q), left(mu), right(mu), left(theta), right(theta), r, b)
+        pair = weight * COULOMB * torch.where(valid, pair, torch.zeros_like(pair))
+        if pair.dim() == 2:
+            pair = pair.sum(1)  # [n]
+        return scatter_sum(pair, owner, n_structures).to(positions.dtype)
+
+
+def _fixed_shapes(structure: torch.Tensor) -> bool:
+    """Whether values may not decide shapes: compiling, tracing (metatomic export), recording a CUDA graph."""
+    return (torch.compiler.is_compiling() or torch.jit.is_tracing()
+            or (structure.is_cuda and torch.cuda.is_current_stream_capturing()))
 
 
 def structure_pairs(structure: torch.Tensor, n_structures: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Atom pairs ``i < j`` for the pair sum: eagerly, those of the same structure only (sizes read from
-    ``structure [n_atoms]``, which is sorted); while compiling or recording a CUDA graph (no reading of
-    values), every pair of the batch, the cross-structure ones weighted 0 by the caller."""
-    n = structure.shape[0]
-    if torch.compiler.is_compiling() or (structure.is_cuda and torch.cuda.is_current_stream_capturing()):
-        pairs = torch.triu_indices(n, n, 1, device=structure.device)
-        return pairs[0], pairs[1]
+    """Atom pairs ``i < j`` of the same structure (``structure [n_atoms]`` sorted), ``[n_pairs]`` each."""
     counts = torch.bincount(structure, minlength=n_structures).tolist()
     blocks, start = [], 0
     for count in counts:
@@ -107,16 +116,17 @@ def structure_pairs(structure: torch.Tensor, n_structures: int) -> tuple[torch.T
 
 
 def _dipole_terms(q_i, q_j, mu_i, mu_j, r, b):
-    """Charge-dipole and dipole-dipole parts of the pair energy ``[n_pairs]`` (``mu [n_pairs, 3]``, ``r = r_i - r_j``)."""
+    """Charge-dipole and dipole-dipole parts of the pair energy ``[...]`` (``mu [..., 3]``, ``r = r_i - r_j [..., 3]``;
+    ``...`` is ``n_pairs``, or ``n, n`` by broadcasting)."""
     mu_i_r, mu_j_r = (mu_i * r).sum(-1), (mu_j * r).sum(-1)
     return (q_i * mu_j_r - q_j * mu_i_r) * b[1] + (mu_i * mu_j).sum(-1) * b[1] - mu_i_r * mu_j_r * b[2]
 
 
 def _quadrupole_terms(q_i, q_j, mu_i, mu_j, theta_i, theta_j, r, b):
-    """Every pair-energy part with a quadrupole ``theta [n_pairs, 3, 3]`` (traceless: the delta terms vanish)."""
-    theta_i_r = (theta_i @ r[:, :, None])[:, :, 0]  # Theta_i r  [n_pairs, 3]
-    theta_j_r = (theta_j @ r[:, :, None])[:, :, 0]
-    r_theta_i_r, r_theta_j_r = (theta_i_r * r).sum(-1), (theta_j_r * r).sum(-1)  # [n_pairs]
+    """Every pair-energy part with a quadrupole ``theta [..., 3, 3]`` (traceless: the delta terms vanish)."""
+    theta_i_r = (theta_i @ r[..., None])[..., 0]  # Theta_i r  [..., 3]
+    theta_j_r = (theta_j @ r[..., None])[..., 0]
+    r_theta_i_r, r_theta_j_r = (theta_i_r * r).sum(-1), (theta_j_r * r).sum(-1)  # [...]
     mu_i_r, mu_j_r = (mu_i * r).sum(-1), (mu_j * r).sum(-1)
     charge = (q_i * r_theta_j_r + q_j * r_theta_i_r) * b[2] / 3.0
     dipole = (-mu_i_r * r_theta_j_r * b[3] + 2.0 * (mu_i * theta_j_r).sum(-1) * b[2]
