@@ -222,3 +222,22 @@ def test_dense_pairs_while_compiling_equal_the_per_structure_pairs(monkeypatch):
     assert torch.isfinite(eager).all() and float(eager[2]) == 0.0
     (gradient,) = torch.autograd.grad(dense.sum(), q)
     assert torch.isfinite(gradient).all()
+
+
+def test_auto_gives_multipoles_to_so3net_dipole_models_of_clusters_and_resumes(slice_file, tmp_path):
+    import yaml
+
+    out = tmp_path / "auto"
+    args = ["train", "--data", str(slice_file), "--model", "so3net", "--epochs", "1", "--out", str(out), *SMALL]
+    assert main(args) == 0
+    model = equiprop.load_model(out / "best.pt")
+    assert model.electrostatics is not None and model.multipole_electrostatics
+    assert yaml.safe_load((out / "config.yaml").read_text())["electrostatics"] == "multipole"
+    assert main(["train", "--resume", str(out), "--epochs", "2"]) == 0  # auto matches what it decided
+    schnet = tmp_path / "schnet"
+    assert main(["train", "--data", str(slice_file), "--model", "schnet", "--epochs", "1", "--out", str(schnet), *SMALL]) == 0
+    assert equiprop.load_model(schnet / "best.pt").electrostatics is None
+    plain = tmp_path / "plain"
+    assert main(["train", "--data", str(slice_file), "--model", "so3net", "--targets", "charges,energy,forces",
+                 "--epochs", "1", "--out", str(plain), *SMALL]) == 0
+    assert equiprop.load_model(plain / "best.pt").electrostatics is None

@@ -27,6 +27,8 @@ def test_the_readme_has_python_to_run():
 def test_python_blocks_run_as_written(doc, run_dir, tmp_path, monkeypatch):
     (tmp_path / "runs" / "demo").mkdir(parents=True)
     shutil.copy(run_dir / "best.pt", tmp_path / "runs" / "demo" / "best.pt")  # what `make demo` leaves
+    (tmp_path / "runs" / "box").mkdir()
+    shutil.copy(run_dir / "best.pt", tmp_path / "runs" / "box" / "best.pt")  # docs/examples/npt: --electrostatics none
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     for block in python_blocks(doc.read_text()):

@@ -262,10 +262,17 @@ class AtomisticModel(nn.Module):
 
 
 def _refuse_cells(batch: GraphBatch) -> None:
-    """The all-pairs Coulomb sum is for open boundaries: a periodic cell is an error (not checked while
-    compiling or recording a CUDA graph, where reading a tensor's value is not allowed)."""
-    if torch.compiler.is_compiling() or (batch.cell.is_cuda and torch.cuda.is_current_stream_capturing()):
+    """The all-pairs sum is for open boundaries: a periodic structure with atoms at two or more places is
+    an error. The padding structure of a padded batch (data/padding.py: its atoms together at the origin,
+    in a padding cell) has no pair to sum and passes. Not checked while compiling, tracing or recording a
+    CUDA graph, where reading a tensor's value is not allowed."""
+    if (torch.compiler.is_compiling() or torch.jit.is_tracing()
+            or (batch.cell.is_cuda and torch.cuda.is_current_stream_capturing())):
         return
-    if bool((batch.cell != 0).any()):
-        raise ValueError("electrostatics sums pairs within one cell: periodic structures need Ewald "
-                         "or PME, not available yet; use open boundaries (pbc=False)")
+    periodic = (batch.cell != 0).flatten(1).any(1)  # [n_structures]
+    if not bool(periodic.any()):
+        return
+    spread = scatter_sum(batch.positions.detach().abs().sum(1), batch.structure, batch.n_structures)  # 0: all at 0
+    if bool((periodic & (spread > 0)).any()):
+        raise ValueError("this model's electrostatics (all pairs, open boundaries) cannot take a periodic cell: "
+                         "Ewald/PME is not available yet; for cells, train with --electrostatics none")

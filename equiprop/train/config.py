@@ -33,7 +33,7 @@ class TrainConfig:
     avg_neighbors: float | None = None  # so3net only; None: mean neighbour count of the training set
     charge_constraint: bool = True
     repulsion: str = ""  # ZBL floor for named pairs closer than a radius, e.g. "O-O:2.3" (nn/repulsion.py); "": none
-    electrostatics: str = "none"  # "coulomb": damped Coulomb energy of the charges, all pairs; "multipole": and atomic dipoles/quadrupoles (nn/electrostatics.py)
+    electrostatics: str = "auto"  # none | coulomb | multipole (nn/electrostatics.py) | auto: multipole for SO3Net with dipole and energy on open-boundary data, else none (train/prepare.py)
     dtype: str = "float32"
     # data
     data: str | None = None  # extxyz file; None: the shipped PBE0 water clusters
@@ -93,12 +93,12 @@ class TrainConfig:
                 raise InputError(str(error)) from None
         if self.repulsion and "energy" not in self.targets:
             raise InputError("repulsion is an energy term: add energy to the targets")
-        if self.electrostatics not in ("none", "coulomb", "multipole"):
-            raise InputError(f"--electrostatics {self.electrostatics!r}: choose none, coulomb or multipole "
+        if self.electrostatics not in ("auto", "none", "coulomb", "multipole"):
+            raise InputError(f"--electrostatics {self.electrostatics!r}: choose auto, none, coulomb or multipole "
                              "(periodic cells, Ewald/PME: not yet)")
         if self.electrostatics == "multipole" and (self.model != "so3net" or "dipole" not in self.targets):
             raise InputError("--electrostatics multipole uses atomic dipoles: it needs --model so3net and the dipole target")
-        if self.electrostatics != "none" and "energy" not in self.targets:
+        if self.electrostatics not in ("none", "auto") and "energy" not in self.targets:
             raise InputError("electrostatics is an energy term: add energy to the targets")
         if "stress" in self.targets and self.compile:
             raise InputError("--compile does not give the stress yet; train the stress target without it")

@@ -103,6 +103,20 @@ def mean_neighbors(data: LabelledSet) -> float:
     return round(sum(g.n_edges for g in data.graphs) / max(atoms, 1), 2) or 1.0
 
 
+def resolved_electrostatics(config: TrainConfig, splits: Splits) -> str:
+    """``config.electrostatics`` with ``auto`` decided: ``multipole`` (charges and atomic dipoles, and
+    quadrupoles when a target) for SO3Net with the dipole and energy targets when no structure of the
+    data is periodic, else ``none``. In 300 s on the shipped water it gave 20-30% lower energy and
+    force errors and 3x better isomer energies (docs/benchmarks.md); periodic cells need Ewald/PME,
+    not built, so data with cells keep ``none``."""
+    if config.electrostatics != "auto":
+        return config.electrostatics
+    frames = [a for part in (splits.train, splits.val, splits.test) for a in part.frames]
+    open_boundaries = not any(a.pbc.any() for a in frames)
+    wanted = config.model == "so3net" and {"dipole", "energy"} <= set(config.targets)
+    return "multipole" if wanted and open_boundaries else "none"
+
+
 def build_model(config: TrainConfig, type_map: TypeMap, avg_neighbors: float):
     common = dict(
         elements=list(type_map.elements), cutoff=config.cutoff, features=config.features,

@@ -14,7 +14,8 @@ from equiprop.train.ensemble import train_ensemble, write_calibration
 from equiprop.train.evaluate import evaluate
 from equiprop.train.loop import Trainer, drop_rows_after, use_cuda_graphs
 from equiprop.train.plots import parity_plots
-from equiprop.train.prepare import Splits, build_model, fit_normalization, mean_neighbors, prepare_data
+from equiprop.train.prepare import (Splits, build_model, fit_normalization, mean_neighbors, prepare_data,
+                                    resolved_electrostatics)
 from equiprop.train.rundir import prepare_run_dir
 from equiprop.data.split import structure_kind
 from equiprop.data.typemap import TypeMap
@@ -70,6 +71,9 @@ def _quiet(message: str) -> None:
 
 def _new_trainer(config: TrainConfig, run_dir: Path, log, ranks, device) -> tuple[Trainer, Splits]:
     splits = prepare_data(config)
+    if config.electrostatics == "auto":
+        config = replace(config, electrostatics=resolved_electrostatics(config, splits))
+        log(f"electrostatics: {config.electrostatics} (auto)")
     torch.manual_seed(config.seed)  # reproducible initial weights, the same on every rank
     model = build_model(config, splits.type_map, mean_neighbors(splits.train)).to(device)
     scales = fit_normalization(model, splits.train)
@@ -87,7 +91,8 @@ def _resumed_trainer(requested: TrainConfig, run_dir: Path, log, ranks, device) 
         raise InputError(f"{run_dir / 'last.pt'}: written by an older equiprop ({payload['converted_from']}); its weights "
                          f"load for evaluate, predict and check, but resuming needs a run of this version: start a new one")
     saved = TrainConfig(**payload["config"])
-    changed = [k for k, v in requested.to_dict().items() if k not in RESUMABLE_CHANGES + ("out",) and v != getattr(saved, k)]
+    changed = [k for k, v in requested.to_dict().items() if k not in RESUMABLE_CHANGES + ("out",) and v != getattr(saved, k)
+               and not (k == "electrostatics" and v == "auto")]  # the saved run holds what auto decided
     if changed:
         raise InputError(f"{run_dir}: cannot change {', '.join(changed)} when resuming (only {', '.join(RESUMABLE_CHANGES)})")
     config = replace(saved, **{k: getattr(requested, k) for k in RESUMABLE_CHANGES}, out=str(run_dir))
