@@ -21,16 +21,10 @@ import ase.io
 import numpy as np
 import torch
 
+from dimer_curve import displaced  # the same rigid move along the O-O axis
 from equiprop.labelling.pyscf_labels import compute_labels
 from equiprop.labelling.settings import DFTSettings
 from equiprop.nn.electrostatics import DampedMultipoles
-
-
-def displaced(dimer, distance: float):
-    moved = dimer.copy()
-    axis = moved.positions[3] - moved.positions[0]
-    moved.positions[3:] += (distance / np.linalg.norm(axis) - 1.0) * axis
-    return moved
 
 
 def interaction(sites, charges, dipoles=None, quadrupoles=None) -> float:

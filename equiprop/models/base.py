@@ -12,7 +12,7 @@ from equiprop.data.typemap import TypeMap
 from equiprop.keys import Property
 from equiprop.nn.geometry import edge_vectors, strained, stress_from_strain_derivative
 from equiprop.nn.precision import as_dtype
-from equiprop.nn.electrostatics import KINDS, DampedMultipoles
+from equiprop.nn.electrostatics import KINDS, DampedMultipoles, fixed_shapes
 from equiprop.nn.repulsion import PairRepulsion
 from equiprop.nn.readout import (PolarizabilityReadout, ScalarReadout, centered_positions, constrain_charges,
                                  point_quadrupoles)
@@ -266,8 +266,7 @@ def _refuse_cells(batch: GraphBatch) -> None:
     an error. The padding structure of a padded batch (data/padding.py: its atoms together at the origin,
     in a padding cell) has no pair to sum and passes. Not checked while compiling, tracing or recording a
     CUDA graph, where reading a tensor's value is not allowed."""
-    if (torch.compiler.is_compiling() or torch.jit.is_tracing()
-            or (batch.cell.is_cuda and torch.cuda.is_current_stream_capturing())):
+    if fixed_shapes(batch.structure):
         return
     periodic = (batch.cell != 0).flatten(1).any(1)  # [n_structures]
     if not bool(periodic.any()):

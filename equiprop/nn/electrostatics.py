@@ -67,7 +67,7 @@ class DampedMultipoles(nn.Module):
         mu = None if dipoles is None and quadrupoles is None else (
             torch.zeros_like(x) if dipoles is None else dipoles.double())
         theta = None if quadrupoles is None else quadrupoles.double()
-        if _fixed_shapes(structure):  # every ordered pair of the batch, [n, n]: shapes follow the inputs
+        if fixed_shapes(structure):  # every ordered pair of the batch, [n, n]: shapes follow the inputs
             i, j = slice(None), slice(None)
             left = lambda a: a[:, None]  # noqa: E731
             right = lambda a: a[None, :]  # noqa: E731
@@ -94,7 +94,7 @@ class DampedMultipoles(nn.Module):
         return scatter_sum(pair, owner, n_structures).to(positions.dtype)
 
 
-def _fixed_shapes(structure: torch.Tensor) -> bool:
+def fixed_shapes(structure: torch.Tensor) -> bool:
     """Whether values may not decide shapes: compiling, tracing (metatomic export), recording a CUDA graph."""
     return (torch.compiler.is_compiling() or torch.jit.is_tracing()
             or (structure.is_cuda and torch.cuda.is_current_stream_capturing()))
