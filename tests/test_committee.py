@@ -132,3 +132,16 @@ def test_train_ensemble_end_to_end(slice_file, tmp_path):
     after = torch.load(out / "member-0" / "best.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert (out / "member-1" / "test_metrics.json").is_file()
+
+
+def test_every_member_trains_an_epoch_when_time_runs_out(slice_file, tmp_path):
+    """A budget the first member uses up must not leave the next with nothing (no best.pt, no committee)."""
+    out = tmp_path / "hurried"
+    args = ["train", "--data", str(slice_file), "--ensemble", "2", "--epochs", "5", "--max-time", "0.001",
+            "--test-fraction", "0.25", "--out", str(out), *SMALL]
+    assert main(args) == 0
+    for k in range(2):
+        rows = (out / f"member-{k}" / "metrics.csv").read_text().splitlines()
+        assert len(rows) == 2, rows  # header and exactly one epoch: the floor, and no more
+        assert torch.load(out / f"member-{k}" / "best.pt", weights_only=True)["config"]["max_time"] == pytest.approx(0.0005)
+    assert len(load_model(out / "best.pt")) == 2

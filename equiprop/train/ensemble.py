@@ -4,8 +4,10 @@ Layout: ``RUN/member-K/`` is an ordinary run (config, metrics, ``last.pt``,
 ``best.pt``, its own test metrics) of member K, trained with seed ``seed + K``
 (initial weights and batch order) on the split of ``split_seed`` (default:
 ``seed``), so every member sees the same train/val/test structures. Members
-train one after another; ``max_time`` bounds all of them together (each takes
-an equal share of what is left). ``RUN/best.pt`` is the committee
+train one after another; ``max_time`` bounds all of them together: each takes
+``max_time / N``, whatever the others used, so a resumed or overrunning member
+never starves the next (and every member finishes at least one epoch, see
+:meth:`equiprop.train.loop.Trainer.fit`). ``RUN/best.pt`` is the committee
 (:func:`equiprop.models.checkpoint.save_committee`), evaluated on the test split
 like a single model, plus the calibration of its spread.
 ``--resume RUN`` continues the unfinished members and skips finished ones.
@@ -46,9 +48,8 @@ def train_ensemble(config: TrainConfig, train_one, resume: bool = False, overwri
         run_dir = prepare_run_dir(run_dir, False, overwrite, log)
         save_yaml(config, run_dir / "config.yaml")
     n = config.ensemble
+    budget = None if config.max_time is None else config.max_time / n
     for k in range(n):
-        spent = sum(_elapsed(run_dir / f"member-{j}") for j in range(k))
-        budget = None if config.max_time is None else max(config.max_time - spent, 0.0) / (n - k)
         member = member_config(config, k, run_dir, budget)
         member_dir = Path(member.out)
         if (member_dir / MEMBER_DONE).is_file():
@@ -63,12 +64,6 @@ def train_ensemble(config: TrainConfig, train_one, resume: bool = False, overwri
     save_committee(run_dir / "best.pt", committee, config.to_dict(), normalization)
     log(f"committee of {n}: {run_dir / 'best.pt'}")
     return committee
-
-
-def _elapsed(member_dir: Path) -> float:
-    """Seconds of training a member has used (0 before it starts)."""
-    last = member_dir / "last.pt"
-    return float(load_checkpoint(last)["training"]["progress"]["elapsed"]) if last.is_file() else 0.0
 
 
 def calibration(committee: Committee, frames, keys_forces: str, batch_size: int = 32) -> dict[str, float]:

@@ -130,12 +130,16 @@ class Trainer:
 
     # -- loop --------------------------------------------------------------
     def fit(self) -> Progress:
-        """Train until ``epochs``, early stopping or ``max_time``; Ctrl-C stops after the current step."""
+        """Train until ``epochs``, early stopping or ``max_time``; Ctrl-C stops after the current step.
+
+        A run that has not yet finished an epoch starts one whatever its time
+        (it may stop inside it): a run always ends with a validated ``best.pt``.
+        """
         previous = signal.signal(signal.SIGINT, self._request_stop) if _main_thread() else None
         torch.set_flush_denormal(True)  # tiny gradients early in training: denormals slow CPUs >10x
         keep_freed_memory()  # no page faults on each step's fresh tensors (allocator.py)
         try:
-            while self.progress.epoch < self.config.epochs and not self._out_of_time():
+            while self.progress.epoch < self.config.epochs and (self.progress.epoch == 0 or not self._out_of_time()):
                 self._run_epoch()
                 if self.progress.bad_epochs >= self.config.early_stopping:
                     self.log(f"early stopping: no validation improvement in {self.config.early_stopping} epochs")
