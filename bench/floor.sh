@@ -12,12 +12,7 @@ SECONDS_EACH=${2:-300}
 PY=${PYTHON:-.venv/bin/python}
 mkdir -p "$OUT"
 RANDOM_SET=$($PY -c "from equiprop.datasets import water_pbe0_path; print(water_pbe0_path())")
-$PY - "$OUT/starts.xyz" <<'PYEOF'
-import sys
-from equiprop.data.io import read_structures, write_structures
-frames = read_structures("data/heldout-minima/labelled.xyz")
-write_structures(sys.argv[1], [a for a in frames if 5 <= a.info["isomer_of"] <= 8 and a.info["isomer_rank"] <= 1])
-PYEOF
+$PY bench/heldout_starts.py "$OUT/starts.xyz"
 for data in random default; do
   args=()
   [ "$data" = random ] && args=(--data "$RANDOM_SET")

@@ -7,7 +7,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from conftest import water_cluster
 from equiprop import datasets
 from equiprop.data import LabelKeys, read_labels
-from equiprop.data.split import split_indices
+from equiprop.data.split import split_indices, structure_kind
 from equiprop.errors import InputError
 from equiprop.keys import Property
 from equiprop.sampling.guard import min_heavy_distance
@@ -45,6 +45,23 @@ def test_water_pbe0_sampled_is_real_water_with_the_same_labels():
     closest = min(min_heavy_distance(a) for a in frames)
     assert 2.0 < closest < min(min_heavy_distance(a) for a in datasets.water_pbe0())  # the repulsive wall random data lack
     assert len(datasets.water()) == 400 + len(frames)
+
+
+def test_water_pbe0_ions_are_charged_clusters_on_the_same_energy_scale():
+    frames = datasets.water_pbe0_ions()
+    labels = read_labels(frames, ALL, LabelKeys(), source="water_pbe0_ions")
+    ions = [a.info["ion"] for a in frames]
+    assert ions.count("H3O+") == ions.count("OH-") == 150
+    for atoms, q in zip(frames, labels[Property.CHARGES]):
+        charge = {"H3O+": 1, "OH-": -1}[atoms.info["ion"]]
+        assert atoms.info["charge"] == charge and abs(q.sum() - charge) < 1e-6
+        n_o, n_h = (atoms.numbers == 8).sum(), (atoms.numbers == 1).sum()
+        assert n_h == 2 * n_o + charge and 2 <= n_o <= 9  # the ion and 1-8 waters
+    assert {structure_kind(a) for a in frames} == {"random +1", "random -1"}
+    # same method as the neutral set: an ion's energy differs from n waters' by a proton's worth, not by hundreds of eV
+    per_oxygen = np.array([e / (a.numbers == 8).sum() for e, a in zip(labels[Property.ENERGY], frames)])
+    assert -2081 < per_oxygen.min() and per_oxygen.max() < -2060  # H2O: -2075.5 eV
+    assert len(datasets.water_with_ions()) == len(datasets.water()) + 300
 
 
 def test_split_is_deterministic_and_disjoint():

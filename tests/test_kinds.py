@@ -8,7 +8,7 @@ import numpy as np
 from conftest import SMALL
 from equiprop import datasets
 from equiprop.cli.main import main
-from equiprop.data.split import split_indices, stratified_split
+from equiprop.data.split import split_indices, stratified_split, structure_kind
 
 
 def test_stratified_split_holds_every_kind():
@@ -26,15 +26,23 @@ def test_stratified_split_holds_every_kind():
         assert np.array_equal(getattr(single, name), getattr(plain, name))  # old runs keep their split
 
 
+def test_a_charged_structure_is_its_own_kind():
+    neutral, cation, anion = datasets.water_pbe0()[0], *datasets.water_pbe0_ions()[149:151]
+    assert [structure_kind(a) for a in (neutral, cation, anion)] == ["random", "random +1", "random -1"]
+    cation.info["sample"] = "md"
+    assert structure_kind(cation) == "md +1"
+
+
 def test_training_reports_errors_per_kind(tmp_path):
+    ions = datasets.water_pbe0_ions()
     frames = datasets.water_pbe0()[:30]
     for atoms in frames[20:]:
         atoms.info["sample"] = "md"
-    ase.io.write(tmp_path / "mixed.xyz", frames)
+    ase.io.write(tmp_path / "mixed.xyz", frames + ions[:5] + ions[150:155])
     out = tmp_path / "run"
     assert main(["train", "--data", str(tmp_path / "mixed.xyz"), "--epochs", "1", "--test-fraction", "0.2",
                  "--out", str(out), *SMALL]) == 0
     metrics = json.loads((out / "test_metrics.json").read_text())
-    assert set(metrics["by_kind"]) == {"random", "md"}
-    assert metrics["by_kind"]["md"]["n_structures"] == 2 and metrics["by_kind"]["random"]["n_structures"] == 4
+    assert {kind: m["n_structures"] for kind, m in metrics["by_kind"].items()} == {
+        "random": 4, "md": 2, "random +1": 1, "random -1": 1}  # each charge in the test split, reported apart
     assert "held-out md structures" in (out / "summary.md").read_text()

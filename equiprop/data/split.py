@@ -42,8 +42,14 @@ KIND_KEY = "sample"
 
 
 def structure_kind(atoms) -> str:
-    """``atoms.info["sample"]``, or ``"random"`` when absent (the shipped random placements)."""
-    return str(atoms.info.get(KIND_KEY, "random"))
+    """``atoms.info["sample"]`` (``"random"`` when absent: the shipped random placements), and the total charge if not 0.
+
+    ``"md"``, ``"minimum"``, ``"random"``; a charged structure is ``"random +1"``,
+    ``"md -1"``: splits hold every charge, and errors are reported per charge.
+    """
+    kind = str(atoms.info.get(KIND_KEY, "random"))
+    charge = round(float(atoms.info.get("charge", 0)))
+    return f"{kind} {charge:+d}" if charge else kind
 
 
 def stratified_split(kinds: Sequence[str], val: float = 0.1, test: float = 0.1, seed: int = 0) -> Split:

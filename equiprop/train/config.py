@@ -36,7 +36,7 @@ class TrainConfig:
     electrostatics: str = "auto"  # none | coulomb | multipole (nn/electrostatics.py) | auto: multipole for SO3Net with dipole and energy on open-boundary data, else none (train/prepare.py)
     dtype: str = "float32"
     # data
-    data: str | None = None  # extxyz file; None: the shipped PBE0 water clusters
+    data: str | None = None  # extxyz file, "water+ions" or "qm9"; None: the shipped PBE0 water clusters
     test_data: str | None = None  # explicit test file; then the data is split into train/val only
     split_file: str | None = None  # JSON {"train": [...], "val": [...], "test": [...]} indices; overrides the fractions
     energy_key: str = "dft_energy"

@@ -10,7 +10,7 @@ from equiprop.data.io import read_structures
 from equiprop.data.labels import LabelKeys
 from equiprop.data.split import read_split, stratified_split, structure_kind
 from equiprop.data.typemap import TypeMap
-from equiprop.datasets import WATER_NAME, water
+from equiprop.datasets import WATER_IONS_NAME, WATER_NAME, water, water_with_ions
 from equiprop.datasets.qm9_conversion import LABEL_KEYS as QM9_LABEL_KEYS
 from equiprop.datasets.qm9_conversion import qm9
 from equiprop.errors import InputError
@@ -30,6 +30,8 @@ class Splits:
 
 #: ``--data qm9``: QM9 from the qm9pack package (equiprop.datasets.qm9) instead of a file.
 QM9 = "qm9"
+#: ``--data water+ions``: the shipped neutral sets and the H3O+/OH- clusters (equiprop.datasets.water_with_ions).
+WATER_IONS = "water+ions"
 
 
 def label_keys(config: TrainConfig) -> LabelKeys:
@@ -47,6 +49,8 @@ def read_data(config: TrainConfig) -> tuple[list, str]:
     """Frames of ``config.data`` and a name for messages (QM9 from its package, both shipped water sets for None)."""
     if config.data == QM9:
         return qm9(), "QM9 (qm9pack)"
+    if config.data == WATER_IONS:
+        return water_with_ions(), WATER_IONS_NAME
     if config.data is None:
         return water(), WATER_NAME
     return read_structures(config.data), str(config.data)
