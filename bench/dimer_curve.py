@@ -1,9 +1,11 @@
 """Interaction energy of a rigid water dimer along the O-O distance: models against the labeller's PBE0.
 
-``python bench/dimer_curve.py DIMER.xyz OUT.csv [--checkpoint best.pt ...] [--dft]``
+``python bench/dimer_curve.py DIMER.xyz OUT.csv [--checkpoint best.pt ...] [--dft] [--first 3] [--charges 0,0]``
 
-The second molecule (atoms 3-5) is moved rigidly along the O-O axis so that the O-O distance
-takes each value of ``--distances`` (A); ``E_int = E(dimer) - E(first) - E(second)`` for each
+The second molecule (atoms ``--first`` on; default 3, a water first) is moved rigidly along the
+axis from atom 0 to atom ``--first`` (O-O) so that their distance takes each value of
+``--distances`` (A); ``--charges`` are the two molecules' total charges (``info["charge"]``; for
+H3O+ then H2O: ``--first 4 --charges 1,0``). ``E_int = E(dimer) - E(first) - E(second)`` for each
 model (eV) and, with ``--dft``, for PBE0/def2-SVP by the labeller (1 + 2 SCFs per distance; the
 monomers do not change, so they are computed once). Prints and writes a CSV; issue 22 measures
 electrostatics with it (a model without long-range terms gives exactly 0 beyond its cutoff).
@@ -16,15 +18,24 @@ import ase.io
 import numpy as np
 
 
-def displaced(dimer, distance: float):
+def displaced(dimer, distance: float, first: int = 3):
     moved = dimer.copy()
-    axis = moved.positions[3] - moved.positions[0]
-    moved.positions[3:] += (distance / np.linalg.norm(axis) - 1.0) * axis
+    axis = moved.positions[first] - moved.positions[0]
+    moved.positions[first:] += (distance / np.linalg.norm(axis) - 1.0) * axis
     return moved
 
 
-def interaction(energy, dimer) -> float:
-    return energy(dimer) - energy(dimer[:3]) - energy(dimer[3:])
+def parts(dimer, first: int, charges: tuple[int, int]) -> list:
+    """The dimer and its two molecules, each with its total charge in ``info["charge"]``."""
+    pieces = [dimer.copy(), dimer[:first], dimer[first:]]
+    for piece, charge in zip(pieces, (sum(charges), *charges)):
+        piece.info["charge"] = charge
+    return pieces
+
+
+def interaction(energy, dimer, first: int = 3, charges: tuple[int, int] = (0, 0)) -> float:
+    whole, one, two = parts(dimer, first, charges)
+    return energy(whole) - energy(one) - energy(two)
 
 
 def main() -> None:
@@ -34,7 +45,11 @@ def main() -> None:
     parser.add_argument("--checkpoint", action="append", default=[])
     parser.add_argument("--dft", action="store_true")
     parser.add_argument("--distances", default="2.9,3.2,3.6,4.0,4.5,5.0,5.5,6.0,7.0,8.0,10.0")
+    parser.add_argument("--first", type=int, default=3, help="atoms of the first molecule")
+    parser.add_argument("--charges", default="0,0", help="total charges of the two molecules")
     args = parser.parse_args()
+    first = args.first
+    charges = tuple(int(q) for q in args.charges.split(","))
     dimer = ase.io.read(args.dimer)
     distances = [float(d) for d in args.distances.split(",")]
     columns = {}
@@ -48,13 +63,17 @@ def main() -> None:
             atoms.calc = calculator
             return atoms.get_potential_energy()
 
-        columns[path] = [interaction(energy, displaced(dimer, d)) for d in distances]
+        columns[path] = [interaction(energy, displaced(dimer, d, first), first, charges) for d in distances]
     if args.dft:
         from equiprop.labelling.pyscf_labels import compute_labels
         from equiprop.labelling.settings import DFTSettings
 
-        monomers = sum(compute_labels(dimer[part], DFTSettings()).energy for part in (slice(0, 3), slice(3, 6)))
-        columns["PBE0/def2-SVP"] = [compute_labels(displaced(dimer, d), DFTSettings()).energy - monomers for d in distances]
+        def dft(atoms):
+            return compute_labels(atoms, DFTSettings()).energy
+
+        monomers = sum(dft(piece) for piece in parts(dimer, first, charges)[1:])  # rigid: computed once
+        columns["PBE0/def2-SVP"] = [dft(parts(displaced(dimer, d, first), first, charges)[0]) - monomers
+                                    for d in distances]
     with open(args.out, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["r_OO"] + [f"E_int_meV[{name}]" for name in columns])
