@@ -13,6 +13,10 @@ Then label them and train on the same data as the active run, with round
     equiprop evaluate RUN/best.pt --data data/heldout-minima/labelled.xyz
     python bench/md_safety.py RUN/best.pt --starts <held-out minima of 5-8 waters>
 
+``--training-sets LABELLED ACTIVE.xyz RANDOM.xyz`` writes the two arms' training data instead: the
+shipped random placements plus the run's labelled frames of rounds 0 .. ROUND-1, then round ROUND's
+active frames (ACTIVE.xyz) or the labelled random draw LABELLED (RANDOM.xyz).
+
 (docs/active-learning.md gives the commands and the numbers once measured.)
 """
 
@@ -22,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from equiprop.data.io import read_structures, write_structures
+from equiprop.datasets import water_pbe0
 
 
 def random_frames(run: Path, round_index: int, n: int, seed: int) -> list:
@@ -37,6 +42,19 @@ def random_frames(run: Path, round_index: int, n: int, seed: int) -> list:
     return frames
 
 
+def training_sets(run: Path, round_index: int, labelled: str, active_out: str, random_out: str) -> int:
+    """Write both arms: random placements + rounds before ``round_index``, then the active or the random frames."""
+    base = water_pbe0() + [a for k in range(round_index) for a in read_structures(run / f"round-{k}" / "labelled.xyz")]
+    active = read_structures(run / f"round-{round_index}" / "labelled.xyz")
+    drawn = read_structures(labelled)
+    for atoms in drawn:
+        atoms.info.setdefault("sample", "md")
+    write_structures(active_out, base + active)
+    write_structures(random_out, base + drawn)
+    print(f"{active_out}: {len(base)} + {len(active)} active; {random_out}: {len(base)} + {len(drawn)} random")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", help="an equiprop learn directory")
@@ -44,7 +62,10 @@ def main(argv=None) -> int:
     parser.add_argument("output")
     parser.add_argument("--n", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--training-sets", nargs=3, metavar=("LABELLED", "ACTIVE", "RANDOM"))
     args = parser.parse_args(argv)
+    if args.training_sets:
+        return training_sets(Path(args.run), args.round, *args.training_sets)
     frames = random_frames(Path(args.run), args.round, args.n, args.seed)
     write_structures(args.output, frames)
     sizes = sorted(len(a) // 3 for a in frames)
