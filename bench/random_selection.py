@@ -46,9 +46,7 @@ def training_sets(run: Path, round_index: int, labelled: str, active_out: str, r
     """Write both arms: random placements + rounds before ``round_index``, then the active or the random frames."""
     base = water_pbe0() + [a for k in range(round_index) for a in read_structures(run / f"round-{k}" / "labelled.xyz")]
     active = read_structures(run / f"round-{round_index}" / "labelled.xyz")
-    drawn = read_structures(labelled)
-    for atoms in drawn:
-        atoms.info.setdefault("sample", "md")
+    drawn = read_structures(labelled)  # candidates carry info["sample"] (md or minimum)
     write_structures(active_out, base + active)
     write_structures(random_out, base + drawn)
     print(f"{active_out}: {len(base)} + {len(active)} active; {random_out}: {len(base)} + {len(drawn)} random")

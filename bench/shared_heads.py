@@ -71,6 +71,8 @@ class SharedHeads(nn.Module):
 
     def __init__(self, model, n_heads: int, features: int):
         super().__init__()
+        if model.repulsion is not None:
+            raise ValueError("shared heads: a repulsion floor is not wrapped as a column; train without --repulsion")
         model.energy_head = StackedHeads([model.energy_head] + [ScalarReadout(features) for _ in range(n_heads - 1)])
         for head in model.energy_head.heads[1:]:  # zero_init would make every head's last layer start alike
             nn.init.normal_(head.net[-1].weight, std=1e-3)

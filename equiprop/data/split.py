@@ -6,6 +6,8 @@ from typing import Sequence
 
 import numpy as np
 
+from equiprop.keys import TOTAL_CHARGE_KEY
+
 
 @dataclass(frozen=True)
 class Split:
@@ -48,8 +50,8 @@ def structure_kind(atoms) -> str:
     ``"md -1"``: splits hold every charge, and errors are reported per charge.
     """
     kind = str(atoms.info.get(KIND_KEY, "random"))
-    charge = round(float(atoms.info.get("charge", 0)))
-    return f"{kind} {charge:+d}" if charge else kind
+    charge = float(atoms.info.get(TOTAL_CHARGE_KEY, 0))  # checked where the graphs are built
+    return f"{kind} {charge:+g}" if charge else kind  # a fractional charge stays apart from its neighbours
 
 
 def stratified_split(kinds: Sequence[str], val: float = 0.1, test: float = 0.1, seed: int = 0) -> Split:
