@@ -4,7 +4,8 @@
 
 The second molecule (atoms ``--first`` on; default 3, a water first) is moved rigidly along the
 axis from atom 0 to atom ``--first`` (O-O) so that their distance takes each value of
-``--distances`` (A); ``--charges`` are the two molecules' total charges (``info["charge"]``; for
+``--distances`` (A); ``--reference OLD.csv`` copies the PBE0 column of an earlier run at the same
+distances instead of recomputing it; ``--charges`` are the two molecules' total charges (``info["charge"]``; for
 H3O+ then H2O: ``--first 4 --charges 1,0``). ``E_int = E(dimer) - E(first) - E(second)`` for each
 model (eV) and, with ``--dft``, for PBE0/def2-SVP by the labeller (1 + 2 SCFs per distance; the
 monomers do not change, so they are computed once). Prints and writes a CSV; issue 22 measures
@@ -38,12 +39,24 @@ def interaction(energy, dimer, first: int = 3, charges: tuple[int, int] = (0, 0)
     return energy(whole) - energy(one) - energy(two)
 
 
+def reference_column(path: str, distances: list[float]) -> list[float]:
+    """The PBE0 interaction energies (eV) of an earlier CSV of this script, at exactly ``distances``."""
+    rows = list(csv.reader(open(path)))
+    column = rows[0].index("E_int_meV[PBE0/def2-SVP]")
+    found = {round(float(row[0]), 4): float(row[column]) / 1000 for row in rows[1:]}
+    missing = [d for d in distances if round(d, 4) not in found]
+    if missing:
+        raise SystemExit(f"{path}: no PBE0 value at {missing}")
+    return [found[round(d, 4)] for d in distances]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("dimer")
     parser.add_argument("out")
     parser.add_argument("--checkpoint", action="append", default=[])
     parser.add_argument("--dft", action="store_true")
+    parser.add_argument("--reference", help="an earlier OUT.csv whose PBE0 column (same distances) to copy")
     parser.add_argument("--distances", default="2.9,3.2,3.6,4.0,4.5,5.0,5.5,6.0,7.0,8.0,10.0")
     parser.add_argument("--first", type=int, default=3, help="atoms of the first molecule")
     parser.add_argument("--charges", default="0,0", help="total charges of the two molecules")
@@ -74,6 +87,8 @@ def main() -> None:
         monomers = sum(dft(piece) for piece in parts(dimer, first, charges)[1:])  # rigid: computed once
         columns["PBE0/def2-SVP"] = [dft(parts(displaced(dimer, d, first), first, charges)[0]) - monomers
                                     for d in distances]
+    if args.reference:
+        columns["PBE0/def2-SVP"] = reference_column(args.reference, distances)
     with open(args.out, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["r_OO"] + [f"E_int_meV[{name}]" for name in columns])

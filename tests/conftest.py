@@ -78,7 +78,8 @@ def make_model(kind: str, dtype=torch.float64, seed: int = 0, **overrides):
     with torch.no_grad():  # non-zero energy references and scale, so they are tested too
         model.element_energies.copy_(torch.tensor([-0.3, -1.2], dtype=dtype))
         model.energy_scale.fill_(0.5)
-        for head in (model.charge_head, model.energy_head):  # heads start at zero: make them random
+        spread = model.charge_spread.head if model.charge_spread is not None else None
+        for head in (model.charge_head, model.energy_head, spread):  # heads start at zero: make them random
             if head is not None:
                 torch.nn.init.normal_(head.net[-1].weight, std=0.5)
                 torch.nn.init.normal_(head.net[-1].bias, std=0.1)

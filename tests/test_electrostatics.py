@@ -177,13 +177,55 @@ def test_invariant_differentiable_and_batched_with_electrostatics(kind, electros
             assert forces.reshape(-1)[k] == pytest.approx(numeric, abs=1e-7)
 
 
-def test_a_cell_is_refused_and_the_flag_trains(tmp_path):
-    model = make_model("so3net", electrostatics="coulomb")
-    box = water_cluster(2, seed=5)
-    box.set_cell([12.0, 12.0, 12.0])
-    box.pbc = True
+def test_ewald_of_a_cluster_in_a_growing_box_approaches_the_open_sum():
+    """Tin-foil Ewald (torch-pme) = open-boundary sum - 2 pi k M^2 / (3 V) + images' higher multipoles (-> 0)."""
+    from equiprop.nn.ewald import PeriodicCoulomb
+
+    rng = np.random.default_rng(3)
+    q = torch.tensor(rng.normal(size=6))
+    q = q - q.mean()  # a neutral cell: no background
+    x = torch.tensor(rng.normal(size=(6, 3)) * 1.5)
+    dipole = (q[:, None] * x).sum(0)
+    open_sum = DampedCoulomb(sigma=1.0)(q, x, torch.zeros(6, dtype=torch.long), 1)[0]
+    gaps = []
+    for length in (30.0, 60.0):
+        cell = torch.eye(3, dtype=torch.float64) * length
+        periodic = PeriodicCoulomb(sigma=1.0)(q, x + length / 2, cell)
+        gaps.append(abs(float(periodic + 2 * np.pi * COULOMB * dipole.dot(dipole) / (3 * length**3) - open_sum)))
+    assert abs(float(open_sum)) > 0.1  # not trivially zero
+    # the images' quadrupoles fall as L^-5 (without the dipole term the gap would be 0.05 eV at 60 A, as L^-3)
+    assert gaps[1] < 2e-3 and gaps[1] < gaps[0] / 20
+
+
+def test_a_periodic_cell_sums_every_image():
+    """With ``coulomb`` a cell's energy is periodic: the same for a supercell per cell, under a shift of every
+    atom and a rotation of cell and atoms; its forces and stress are the derivatives. ``multipole`` refuses it."""
+    from ase.build import make_supercell
+    from ase.calculators.fd import FiniteDifferenceCalculator
+
+    from conftest import periodic_water, rotated
+
+    model = make_model("so3net", electrostatics="coulomb", targets=["charges", "dipole", "energy"])
+    box = periodic_water(seed=5)
+    plain = make_model("so3net", targets=["charges", "dipole", "energy"])
+    energy = float(model.predict([box])["energy"][0])
+    assert abs(energy - float(plain.predict([box])["energy"][0])) > 1e-3  # the term is there
+    bigger = make_supercell(box, np.diag([2, 1, 1]))
+    assert float(model.predict([bigger])["energy"][0]) == pytest.approx(2 * energy, abs=1e-8)
+    moved = rotated(box, random_rotation(4), shift=(0.7, -1.3, 2.9))
+    assert float(model.predict([moved])["energy"][0]) == pytest.approx(energy, abs=1e-8)
+    batch = model.predict([box, water_cluster(2, seed=6)])
+    assert float(batch["energy"][0]) == pytest.approx(energy, abs=1e-8)
+    atoms = box.copy()
+    atoms.calc = equiprop.EquipropCalculator(model)
+    numeric = FiniteDifferenceCalculator(equiprop.EquipropCalculator(model), eps_disp=1e-5, eps_strain=1e-5)
+    np.testing.assert_allclose(atoms.get_forces(), numeric.get_forces(box.copy()), atol=1e-6)
+    np.testing.assert_allclose(atoms.get_stress(), numeric.get_stress(box.copy()), atol=1e-7)
     with pytest.raises(ValueError, match="periodic"):
-        model.predict([box])
+        make_model("so3net", electrostatics="multipole").predict([box])
+
+
+def test_the_flags_train_and_bad_ones_are_refused(tmp_path):
     with pytest.raises(ValueError, match="choose from"):
         make_model("so3net", electrostatics="ewald")
     with pytest.raises(ValueError, match="atomic dipoles"):
@@ -241,3 +283,23 @@ def test_auto_gives_multipoles_to_so3net_dipole_models_of_clusters_and_resumes(s
     assert main(["train", "--data", str(slice_file), "--model", "so3net", "--targets", "charges,energy,forces",
                  "--epochs", "1", "--out", str(plain), *SMALL]) == 0
     assert equiprop.load_model(plain / "best.pt").electrostatics is None
+
+
+def test_compiled_runners_hand_periodic_cells_to_the_eager_model():
+    """A compiled runner cannot trace torch-pme's cell-shaped sum: a periodic batch runs eagerly, with the same result
+    (no compilation happens here: torch.compile is lazy and never called)."""
+    from conftest import periodic_water
+    from equiprop.data import collate, frames_to_graphs
+    from equiprop.keys import Property
+    from equiprop.models.base import needs_eager
+    from equiprop.models.compiled import compiled_outputs
+
+    model = make_model("so3net", electrostatics="coulomb", targets=["charges", "dipole", "energy"])
+    box = collate(frames_to_graphs([periodic_water(seed=3)], model.type_map, model.cutoff))
+    cluster = collate(frames_to_graphs([water_cluster(2, seed=3)], model.type_map, model.cutoff))
+    assert needs_eager(model, box) and not needs_eager(model, cluster)
+    assert not needs_eager(make_model("so3net", targets=["charges", "dipole", "energy"]), box)
+    got = compiled_outputs(model, with_forces=True)(box)
+    expected = model(box, compute_forces=True)
+    for key in (Property.ENERGY, Property.FORCES):
+        assert_close(got[key].detach(), expected[key].detach(), torch.float64)

@@ -129,15 +129,60 @@ def test_periodic_equals_supercell(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("spread", ["uniform", "learned"])
 @pytest.mark.parametrize("total", [0.0, 1.0, -2.0])
-def test_charge_conservation(kind, total, dtype):
-    model = make_model(kind, dtype)
+def test_charge_conservation(kind, spread, total, dtype):
+    model = make_model(kind, dtype, charge_spread=spread)
     frames = [water_cluster(n, seed=n) for n in (1, 3, 5)]
     for frame in frames:
         frame.info["charge"] = total
     charges = model.predict(frames)["charges"]
     for q in charges:
         assert abs(q.astype(np.float64).sum() - total) < 1e-6
+
+
+def test_learned_spread_puts_the_excess_by_weight():
+    """The excess goes to each atom in proportion to its weight: none to an atom of weight 0."""
+    from equiprop.nn import constrain_charges
+
+    raw = torch.tensor([0.1, -0.2, 0.3, 0.0, 0.5])
+    structure, n_atoms, total = torch.tensor([0, 0, 0, 1, 1]), torch.tensor([3, 2]), torch.tensor([1.0, -1.0])
+    weights = torch.tensor([1.0, 3.0, 0.0, 2.0, 2.0])
+    q = constrain_charges(raw, structure, total, n_atoms, weights)
+    assert torch.allclose(q, raw + torch.tensor([0.2, 0.6, 0.0, -0.75, -0.75]))  # excess 0.8 and -1.5
+    even = constrain_charges(raw, structure, total, n_atoms)
+    assert torch.allclose(even - raw, torch.tensor([0.8 / 3] * 3 + [-0.75] * 2))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_learned_spread_is_invariant_batched_and_differentiable(kind):
+    """With learned weights (random here) the charges still rotate, batch and give finite-difference forces
+    through the electrostatic energy; and they differ from the even spread."""
+    import copy
+
+    model = make_model(kind, torch.float64, charge_spread="learned", electrostatics="coulomb",
+                       targets=["charges", "dipole", "energy"])
+    frames = [water_cluster(3, seed=4), water_cluster(2, seed=5)]
+    for frame, total in zip(frames, (1.0, -1.0)):
+        frame.info["charge"] = total
+    ref = model.predict(frames)
+    turned = model.predict([rotated(f, random_rotation(3)) for f in frames])
+    singles = [model.predict([f]) for f in frames]
+    for k in range(2):
+        assert_close(turned["charges"][k], ref["charges"][k], torch.float64)
+        assert_close(turned["energy"][k], ref["energy"][k], torch.float64)
+        assert_close(singles[k]["charges"][0], ref["charges"][k], torch.float64)
+        assert_close(singles[k]["forces"][0], ref["forces"][k], torch.float64)
+    even = copy.deepcopy(model)
+    even.charge_spread = None
+    assert np.abs(even.predict(frames)["charges"][0] - ref["charges"][0]).max() > 1e-3
+    frame, h = frames[0], 1e-5
+    moved = frame.copy()
+    moved.positions[1, 2] += h
+    back = frame.copy()
+    back.positions[1, 2] -= h
+    numeric = -(_energy(model, moved) - _energy(model, back)) / (2 * h)
+    assert abs(numeric - ref["forces"][0][1, 2]) < 1e-6
 
 
 def test_unconstrained_charges_are_free():

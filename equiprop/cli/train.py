@@ -28,6 +28,9 @@ HELP = {
     "electrostatics": "none, coulomb (the charges' damped Coulomb energy over all pairs, no cutoff) or multipole "
                       "(charges, atomic dipoles and, with the quadrupole target, atomic quadrupoles; so3net with the "
                       "dipole target); open boundaries only; docs/benchmarks.md measures them; default none",
+    "charge_spread": "uniform (the charge constraint shifts every atom of a structure alike) or learned (by "
+                     "per-atom weights, so a molecule far from an ion can stay neutral; docs/benchmarks.md); "
+                     "default uniform",
     "elements": "ordered type map, e.g. H,O (default: elements of the data by atomic number)",
 }
 

@@ -14,10 +14,13 @@ from equiprop.nn.geometry import edge_vectors, strained, stress_from_strain_deri
 from equiprop.nn.precision import as_dtype
 from equiprop.nn.electrostatics import KINDS, DampedMultipoles, fixed_shapes
 from equiprop.nn.repulsion import PairRepulsion
-from equiprop.nn.readout import (PolarizabilityReadout, ScalarReadout, centered_positions, constrain_charges,
-                                 point_quadrupoles)
+from equiprop.nn.readout import (ChargeSpread, PolarizabilityReadout, ScalarReadout, centered_positions,
+                                 constrain_charges, point_quadrupoles)
 from equiprop.nn.scatter import scatter_sum
 from equiprop.models.normalization import atomic_energy_scale, element_counts, fit_element_energies
+
+
+SPREADS = ("uniform", "learned")  # charge_spread: how the charge constraint distributes the excess
 
 
 def constructor_arguments(arguments: dict) -> dict:
@@ -49,6 +52,7 @@ class AtomisticModel(nn.Module):
         dipole_from_charges: bool,
         repulsion: str = "",
         electrostatics: str = "none",
+        charge_spread: str = "uniform",
     ):
         super().__init__()
         if cutoff <= 0:
@@ -66,6 +70,11 @@ class AtomisticModel(nn.Module):
                          or (self.predicts_dipole and dipole_from_charges) or electrostatics != "none")
         magnitude_only = Property.DIPOLE_MAGNITUDE in self.targets and Property.DIPOLE not in self.targets
         self.charge_head = ScalarReadout(features, zero_init=not magnitude_only) if needs_charges else None
+        if charge_spread not in SPREADS:
+            raise ValueError(f"charge_spread {charge_spread!r}: choose from {', '.join(SPREADS)}")
+        # where the constraint puts each structure's excess charge: evenly, or by learned weights
+        learned = charge_spread == "learned" and needs_charges and charge_constraint
+        self.charge_spread = ChargeSpread(features) if learned else None
         self.energy_head = ScalarReadout(features) if Property.ENERGY in self.targets else None
         # alpha_i I + beta_i (3 r r^T - r^2 I) / 2 per atom, r from the centre (invariant models too)
         self.polarizability_head = PolarizabilityReadout(features) if Property.POLARIZABILITY in self.targets else None
@@ -197,10 +206,10 @@ class AtomisticModel(nn.Module):
                 out[Property.ENERGY] = out[Property.ENERGY] + self.repulsion(
                     batch.types, edge_index, lengths, batch.structure, batch.n_structures, batch.paired_edges)
             if self.electrostatics is not None:
-                _refuse_cells(batch)
                 multipoles = (atomic_dipoles, atomic_quadrupoles) if self.multipole_electrostatics else (None, None)
                 out[Property.ENERGY] = out[Property.ENERGY] + self.electrostatics(
-                    charges, positions, batch.structure, batch.n_structures, *multipoles)
+                    charges, positions, batch.structure, batch.n_structures, *multipoles,
+                    cell=batch.cell if cell is None else cell, periodic=_periodic_structures(batch))
         return out
 
     def reference_energy(self, batch: GraphBatch) -> torch.Tensor:
@@ -210,7 +219,8 @@ class AtomisticModel(nn.Module):
     def _charges(self, scalars: torch.Tensor, batch: GraphBatch) -> torch.Tensor:
         charges = self.charge_head(scalars)  # [n_atoms]
         if self.charge_constraint:
-            charges = constrain_charges(charges, batch.structure, batch.total_charge, batch.n_atoms)
+            weights = self.charge_spread(scalars) if self.charge_spread is not None else None  # [n_atoms]
+            charges = constrain_charges(charges, batch.structure, batch.total_charge, batch.n_atoms, weights)
         return charges
 
     def _dipole(self, charges, atomic_dipoles, positions, batch: GraphBatch) -> torch.Tensor:
@@ -261,17 +271,25 @@ class AtomisticModel(nn.Module):
         return predict(self, frames, batch_size=batch_size, source=source, runner=runner, graphs=graphs, stress=stress)
 
 
-def _refuse_cells(batch: GraphBatch) -> None:
-    """The all-pairs sum is for open boundaries: a periodic structure with atoms at two or more places is
-    an error. The padding structure of a padded batch (data/padding.py: its atoms together at the origin,
-    in a padding cell) has no pair to sum and passes. Not checked while compiling, tracing or recording a
-    CUDA graph, where reading a tensor's value is not allowed."""
+def needs_eager(model, batch: GraphBatch) -> bool:
+    """Whether ``batch`` must run eagerly: periodic cells under an electrostatic term (torch-pme's Ewald sum
+    has shapes that depend on the cell). Compiled and CUDA-graph runners (models/compiled.py,
+    models/graphed.py) hand such batches to the eager model."""
+    if getattr(model, "electrostatics", None) is None:
+        return False
+    periodic = _periodic_structures(batch)
+    return periodic is not None and bool(periodic.any())
+
+
+def _periodic_structures(batch: GraphBatch) -> torch.Tensor | None:
+    """``[n_structures]`` bool: which structures are periodic cells with atoms at two or more places. The
+    padding structure of a padded batch (data/padding.py: its atoms together at the origin, in a padding
+    cell) is not. None while compiling, tracing or recording a CUDA graph, where reading a tensor's value
+    is not allowed (those runners hand periodic batches to the eager model: :func:`needs_eager`)."""
     if fixed_shapes(batch.structure):
-        return
+        return None
     periodic = (batch.cell != 0).flatten(1).any(1)  # [n_structures]
     if not bool(periodic.any()):
-        return
+        return periodic
     spread = scatter_sum(batch.positions.detach().abs().sum(1), batch.structure, batch.n_structures)  # 0: all at 0
-    if bool((periodic & (spread > 0)).any()):
-        raise ValueError("this model's electrostatics (all pairs, open boundaries) cannot take a periodic cell: "
-                         "Ewald/PME is not available yet; for cells, train with --electrostatics none")
+    return periodic & (spread > 0)

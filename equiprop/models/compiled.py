@@ -23,6 +23,7 @@ import torch
 
 from equiprop.data.batch import GraphBatch
 from equiprop.errors import SetupError
+from equiprop.models.base import needs_eager
 from equiprop.keys import Property
 
 
@@ -46,6 +47,8 @@ def compiled_outputs(model, with_forces: bool) -> Callable[[GraphBatch], dict[Pr
     compiled = torch.compile(outputs, dynamic=True, fullgraph=True, options={"cpp_wrapper": True} if on_cpu else None)
 
     def run(batch: GraphBatch) -> dict[Property, torch.Tensor]:
+        if needs_eager(model, batch):  # periodic cells with electrostatics: the Ewald sum runs eagerly
+            return outputs(batch)
         try:
             return compiled(batch)
         except (torch._dynamo.exc.BackendCompilerFailed, torch._dynamo.exc.TorchRuntimeError) as error:

@@ -18,6 +18,7 @@ from equiprop.data.batch import GraphBatch
 from equiprop.keys import PER_STRUCTURE, Property
 from equiprop.data import padding
 from equiprop.data.padding import PaddedBatch, PaddedShape, pad_batch
+from equiprop.models.base import needs_eager
 
 Outputs = dict[Property, torch.Tensor]
 
@@ -61,7 +62,8 @@ class GraphedInference:
     def __call__(self, batch: GraphBatch) -> Outputs:
         shape = PaddedShape.of(batch, self.structures)
         bucket = self.buckets.get(shape)
-        if bucket is None and len(self.buckets) >= self.max_graphs:  # no graph left: the batch as it is, eagerly
+        # no graph left, or periodic cells with electrostatics (models/base.py: needs_eager): the batch as it is, eagerly
+        if (bucket is None and len(self.buckets) >= self.max_graphs) or needs_eager(self.model, batch):
             self.eager_calls += 1
             return detached_outputs(self.model, batch.to(self.device), self.with_forces)
         padded = pad_batch(batch, {}, shape, self.model.cutoff)

@@ -27,6 +27,9 @@ class SchNet(AtomisticModel):
         rbf_start: centre of the first Gaussian, Angstrom.
         charge_constraint: shift charges so each structure's sum equals its
             total charge (``atoms.info["charge"]``, default 0) exactly.
+        charge_spread: how that shift is shared: ``"uniform"`` (evenly over the atoms) or
+            ``"learned"`` (by positive per-atom weights from the features, nn/readout.py
+            :class:`ChargeSpread`), so a neutral molecule far from an ion can stay neutral.
         dipole_from_charges: must be True when ``dipole`` is a target: an
             invariant network can only give the dipole as ``sum_i q_i r_i``
             (about each structure's geometric centre).
@@ -55,6 +58,7 @@ class SchNet(AtomisticModel):
         dipole_from_charges: bool = True,
         repulsion: str = "",
         electrostatics: str = "none",
+        charge_spread: str = "uniform",
         dtype="float32",
     ):
         self.hparams = constructor_arguments(locals())
@@ -65,7 +69,7 @@ class SchNet(AtomisticModel):
             raise ValueError("SchNet is invariant: its dipole can only come from charges (dipole_from_charges=True)")
         with default_dtype(dtype):  # e3nn constants exact in this precision
             super().__init__(elements, cutoff, features, targets, charge_constraint, dipole_from_charges, repulsion,
-                             electrostatics)
+                             electrostatics, charge_spread)
             self.embedding = ElementEmbedding(len(self.type_map), features)
             self.rbf = GaussianRBF(n_rbf, cutoff, rbf_start)
             self.fcut = CosineCutoff(cutoff)

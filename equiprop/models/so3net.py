@@ -65,6 +65,9 @@ class SO3Net(AtomisticModel):
         avg_neighbors: constant that normalises neighbour sums (divided by its square root).
         charge_constraint: shift charges so each structure's sum equals its
             total charge (``atoms.info["charge"]``, default 0) exactly.
+        charge_spread: how that shift is shared: ``"uniform"`` (evenly over the atoms) or
+            ``"learned"`` (by positive per-atom weights from the features, nn/readout.py
+            :class:`ChargeSpread`), so a neutral molecule far from an ion can stay neutral.
         dipole_from_charges: add ``sum_i q_i (r_i - centre)`` from the predicted
             charges to the sum of atomic dipoles.
         repulsion: ``"PAIR:RADIUS"`` pairs, comma-separated (e.g. ``"O-O:2.3"``),
@@ -102,12 +105,13 @@ class SO3Net(AtomisticModel):
         dipole_from_charges: bool = True,
         repulsion: str = "",
         electrostatics: str = "none",
+        charge_spread: str = "uniform",
         dtype="float32",
     ):
         self.hparams = constructor_arguments(locals())
         with default_dtype(dtype):  # e3nn constants exact in this precision
             super().__init__(elements, cutoff, features, targets, charge_constraint, dipole_from_charges, repulsion,
-                             electrostatics)
+                             electrostatics, charge_spread)
             self.lmax, self.features = check_lmax(lmax), features
             self.sh_lmax = self.lmax if sh_lmax is None else check_sh_lmax(sh_lmax, self.lmax)
             self.embedding = ElementEmbedding(len(self.type_map), features)

@@ -7,7 +7,7 @@ from equiprop.nn.geometry import edge_vectors
 from equiprop.nn.irreps import coupling_paths, n_components
 from equiprop.nn.product import BodyOrderProduct
 from equiprop.nn.radial import CosineCutoff, GaussianRBF
-from equiprop.nn.readout import ScalarReadout, VectorReadout, constrain_charges
+from equiprop.nn.readout import ChargeSpread, ScalarReadout, VectorReadout, constrain_charges
 from equiprop.nn.scatter import gather_rows, scatter_sum
 from equiprop.nn.so3block import SO3Interaction
 from equiprop.nn.so3conv import SO3Convolution
@@ -16,6 +16,7 @@ from equiprop.nn.so3linear import SO3Linear
 __all__ = [
     "BodyOrderProduct",
     "CFConv",
+    "ChargeSpread",
     "CosineCutoff",
     "ElementEmbedding",
     "GatedNonlinearity",

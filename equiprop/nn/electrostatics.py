@@ -20,8 +20,8 @@ Pairs of each structure (``structure_pairs``): eagerly only those within a struc
 while compiling, tracing or recording a CUDA graph, which need shapes that do not
 depend on values, every pair of the batch by broadcasting, the others weighted 0. In float64 (the
 recurrence cancels digits at short range): about 0.2 kB a pair with quadrupoles,
-0.1 GB for one 1,000-atom cluster. Open boundaries only; periodic cells need Ewald or PME, so a cell
-is refused (models/base.py).
+0.1 GB for one 1,000-atom cluster. A periodic cell's charges are summed over every image by
+torch-pme's Ewald sum of the same kernel (nn/ewald.py); its dipoles and quadrupoles are refused.
 """
 
 import math
@@ -60,9 +60,29 @@ class DampedMultipoles(nn.Module):
         if sigma <= 0:
             raise ValueError(f"electrostatics: the damping width must be positive, got {sigma}")
         self.sigma = float(sigma)
+        self.ewald = None  # PeriodicCoulomb, built at the first periodic cell (imports torch-pme)
 
     def forward(self, charges: torch.Tensor, positions: torch.Tensor, structure: torch.Tensor, n_structures: int,
-                dipoles: torch.Tensor | None = None, quadrupoles: torch.Tensor | None = None) -> torch.Tensor:
+                dipoles: torch.Tensor | None = None, quadrupoles: torch.Tensor | None = None,
+                cell: torch.Tensor | None = None, periodic: torch.Tensor | None = None) -> torch.Tensor:
+        """``cell [n_structures, 3, 3]`` and ``periodic [n_structures]`` (bool; eagerly only): those structures'
+        charges are summed over all images (nn/ewald.py), the others over their pairs."""
+        if periodic is None or not bool(periodic.any()):
+            return self._open(charges, positions, structure, n_structures, dipoles, quadrupoles)
+        if dipoles is not None or quadrupoles is not None:
+            raise ValueError("multipole electrostatics in a periodic cell: torch-pme sums charges only; "
+                             "train cells with --electrostatics coulomb or none")
+        energy = self._open(charges, positions, structure, n_structures, periodic=periodic)
+        if self.ewald is None:
+            from equiprop.nn.ewald import PeriodicCoulomb
+
+            self.ewald = PeriodicCoulomb(self.sigma)
+        cells = [self.ewald(charges[structure == s], positions[structure == s], cell[s])
+                 for s in periodic.nonzero()[:, 0].tolist()]
+        return energy.index_add(0, periodic.nonzero()[:, 0], torch.stack(cells))
+
+    def _open(self, charges, positions, structure, n_structures, dipoles=None, quadrupoles=None, periodic=None):
+        """The pair sum; pairs of ``periodic`` structures (eagerly) left out."""
         x, q = positions.double(), charges.double()
         mu = None if dipoles is None and quadrupoles is None else (
             torch.zeros_like(x) if dipoles is None else dipoles.double())
@@ -74,6 +94,8 @@ class DampedMultipoles(nn.Module):
             weight, owner = 0.5, structure  # each unordered pair twice; row i's energies to i's structure
         else:  # the pairs i < j of each structure, [n_pairs]
             i, j = structure_pairs(structure, n_structures)
+            if periodic is not None:
+                i, j = i[~periodic[structure[i]]], j[~periodic[structure[i]]]
             left = lambda a: a[i]  # noqa: E731
             right = lambda a: a[j]  # noqa: E731
             weight, owner = 1.0, structure[i]

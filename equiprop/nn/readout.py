@@ -101,15 +101,40 @@ def point_quadrupoles(charges: torch.Tensor | None, dipoles: torch.Tensor | None
 
 
 def constrain_charges(
-    charges: torch.Tensor, structure: torch.Tensor, total_charge: torch.Tensor, n_atoms: torch.Tensor
+    charges: torch.Tensor, structure: torch.Tensor, total_charge: torch.Tensor, n_atoms: torch.Tensor,
+    weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Shift each structure's charges evenly so they sum exactly to its total charge.
+    """Shift each structure's charges so they sum exactly to its total charge.
+
+    ``weights`` None: the excess is spread evenly over the structure's atoms. Else the
+    atom's share is ``w_i / sum_j w_j`` of its structure (``weights`` positive, learned:
+    :class:`ChargeSpread`), so atoms whose environment says "neutral molecule far from
+    the ion" can take almost none of it (docs/design.md "Where the excess charge goes").
 
     Shapes: ``charges [n_atoms]``, ``structure [n_atoms]``, ``total_charge
-    [n_structures]``, ``n_atoms [n_structures]`` -> ``[n_atoms]``.
+    [n_structures]``, ``n_atoms [n_structures]``, ``weights [n_atoms]`` -> ``[n_atoms]``.
     """
-    excess = total_charge - scatter_sum(charges, structure, n_atoms.shape[0])  # [n_structures]
-    return charges + (excess / n_atoms.to(charges.dtype))[structure]
+    n_structures = n_atoms.shape[0]
+    excess = total_charge - scatter_sum(charges, structure, n_structures)  # [n_structures]
+    if weights is None:
+        return charges + (excess / n_atoms.to(charges.dtype))[structure]
+    return charges + weights * (excess / scatter_sum(weights, structure, n_structures))[structure]
+
+
+class ChargeSpread(nn.Module):
+    """Invariant features ``[n_atoms, features]`` to positive weights ``[n_atoms]`` for
+    :func:`constrain_charges`: ``softplus(mlp(x)) + floor``. The last layer starts at zero,
+    so an untrained model spreads evenly; the floor keeps every structure's sum positive.
+    As AIMNet2's charge equilibration weights (Anstine et al. 2024), here for the excess only.
+    """
+
+    def __init__(self, features: int, floor: float = 1e-3):
+        super().__init__()
+        self.head = ScalarReadout(features, zero_init=True)
+        self.floor = floor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.softplus(self.head(x)) + self.floor
 
 
 def centered_positions(positions: torch.Tensor, structure: torch.Tensor, n_atoms: torch.Tensor) -> torch.Tensor:

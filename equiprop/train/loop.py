@@ -69,7 +69,8 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, model, train: LabelledSet, val: LabelledSet, scales: dict, run_dir, log=print,
                  ranks: Ranks = Ranks(), device=None):
-        graphed = use_cuda_graphs(config, ranks, device if device is not None else next(model.parameters()).device)
+        ewald = config.electrostatics not in ("none", "auto") and any(a.pbc.any() for a in train.frames)
+        graphed = use_cuda_graphs(config, ranks, device if device is not None else next(model.parameters()).device, ewald)
         self.config, self.model, self.train, self.val = config, model, train, val
         self.ranks, self.device = ranks, device if device is not None else next(model.parameters()).device
         # compiled steps bypass DDP's forward (they call the model's outputs): their gradients are averaged by hand
@@ -337,15 +338,18 @@ class Trainer:
         self.log("stopping after this step (Ctrl-C again to abort at once)")
 
 
-def use_cuda_graphs(config: TrainConfig, ranks: Ranks, device: torch.device) -> bool:
+def use_cuda_graphs(config: TrainConfig, ranks: Ranks, device: torch.device, ewald: bool = False) -> bool:
     """Whether training steps are replayed from CUDA graphs: where asked, or by default (``None``) where they can be.
 
-    They can for one process on a CUDA device without ``--compile``; asked for
-    elsewhere, InputError. The command line calls this before it touches the
-    run directory.
+    They can for one process on a CUDA device without ``--compile``, unless ``ewald`` (periodic cells under
+    an electrostatic term: torch-pme's Ewald sum runs eagerly); asked for elsewhere, InputError. The
+    command line calls this before it touches the run directory.
     """
     if config.cuda_graphs is None:
-        return device.type == "cuda" and not ranks.distributed and not config.compile
+        return device.type == "cuda" and not ranks.distributed and not config.compile and not ewald
+    if config.cuda_graphs and ewald:
+        raise InputError("--cuda-graphs cannot record the Ewald sum of periodic cells (--electrostatics "
+                         f"{config.electrostatics}): train without it")
     if not config.cuda_graphs:
         return False
     if device.type != "cuda":

@@ -126,7 +126,7 @@ def build_model(config: TrainConfig, type_map: TypeMap, avg_neighbors: float):
         elements=list(type_map.elements), cutoff=config.cutoff, features=config.features,
         interactions=config.interactions, targets=config.targets, n_rbf=config.n_rbf,
         charge_constraint=config.charge_constraint, repulsion=config.repulsion, dtype=config.dtype,
-        electrostatics=config.electrostatics,
+        electrostatics=config.electrostatics, charge_spread=config.charge_spread,
     )
     if config.model == "schnet":
         return SchNet(**common)
