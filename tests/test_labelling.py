@@ -255,3 +255,21 @@ def test_ion_clusters_hold_one_ion_and_its_charge(tmp_path):
     out = tmp_path / "ions.xyz"
     assert main(["make-clusters", "--ion", "H3O+", "--n", "1-3", "--count", "3", str(out)]) == 0
     assert [a.info["charge"] for a in ase.io.read(out, ":")] == [1, 1, 1]
+
+
+def test_a_molecule_apart_sits_at_the_drawn_distance(tmp_path):
+    """``--apart``: one more rigid water whose closest atom is MIN-MAX from the cluster; the cluster is unchanged."""
+    plain = make_clusters("H2O", [1, 2], count=6, seed=4, ion="H3O+")
+    apart = make_clusters("H2O", [1, 2], count=6, seed=4, ion="H3O+", apart=(4.5, 9.0))
+    for before, after in zip(plain, apart):
+        n = len(before)
+        np.testing.assert_array_equal(after.positions[:n], before.positions)
+        assert after.get_chemical_symbols()[n:] == ["O", "H", "H"] and after.info["charge"] == 1
+        gap = np.linalg.norm(after.positions[:n, None] - after.positions[None, n:], axis=-1).min()
+        assert gap == pytest.approx(after.info["apart"], abs=1e-3) and 4.5 <= gap <= 9.0
+        bonds = np.linalg.norm(after.positions[n + 1:] - after.positions[n], axis=1)
+        assert np.all(np.abs(bonds - 0.97) < 0.2)  # a water, noise on it
+    assert len({round(a.info["apart"], 2) for a in apart}) == 6  # drawn, not fixed
+    out = tmp_path / "apart.xyz"
+    assert main(["make-clusters", "--ion", "OH-", "--n", "1", "--count", "2", "--apart", "5-6", str(out)]) == 0
+    assert main(["make-clusters", "--n", "1", "--apart", "6-5", str(tmp_path / "bad.xyz")]) == 2

@@ -32,6 +32,9 @@ def add_commands(commands) -> None:
     make.add_argument("--ion", choices=["H3O+", "OH-"],
                       help="one ion per cluster besides the --n molecules (info['charge'] set): protonated or "
                            "deprotonated water clusters")
+    make.add_argument("--apart", metavar="MIN-MAX",
+                      help="add one more molecule to each cluster, its closest atom MIN-MAX Angstrom from the "
+                           "cluster (separated fragments, e.g. 4.5-9 with --ion: charge must stay on the ion)")
     make.add_argument("--overwrite", action="store_true", help="replace an existing output")
     make.set_defaults(run=run_make_clusters)
 
@@ -65,10 +68,22 @@ def parse_sizes(text: str) -> list[int]:
     return sizes
 
 
+def parse_range(text: str) -> tuple[float, float]:
+    """``"4.5-9"`` -> (4.5, 9.0), Angstrom, ``0 < MIN <= MAX``."""
+    try:
+        low, high = (float(v) for v in text.split("-"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--apart {text!r}: expected MIN-MAX in Angstrom, like 4.5-9") from None
+    if not 0 < low <= high:
+        raise argparse.ArgumentTypeError(f"--apart {text!r}: need 0 < MIN <= MAX")
+    return low, high
+
+
 def run_make_clusters(args: argparse.Namespace) -> int:
     from equiprop.labelling.clusters import make_clusters
 
-    clusters = make_clusters(args.molecule, parse_sizes(args.n), args.count, args.seed, ion=args.ion)
+    clusters = make_clusters(args.molecule, parse_sizes(args.n), args.count, args.seed, ion=args.ion,
+                             apart=parse_range(args.apart) if args.apart else None)
     write_structures(args.output, clusters, overwrite=args.overwrite)
     print(f"wrote {len(clusters)} clusters of {args.molecule} to {args.output}")
     return 0

@@ -80,10 +80,41 @@ def _anchored(template: Atoms) -> Atoms:
 
 
 def make_clusters(name: str, sizes: list[int], count: int, seed: int = 0, recipe: ClusterRecipe = ClusterRecipe(),
-                  ion: str | None = None) -> list[Atoms]:
-    """``count`` clusters whose sizes (molecules besides the ion) cycle through ``sizes`` (seeded, reproducible)."""
+                  ion: str | None = None, apart: tuple[float, float] | None = None) -> list[Atoms]:
+    """``count`` clusters whose sizes (molecules besides the ion) cycle through ``sizes`` (seeded, reproducible);
+    with ``apart``, each gets one more molecule at a distance in that range (:func:`with_molecule_apart`)."""
     rng = np.random.default_rng(seed)
-    return [make_cluster(name, sizes[k % len(sizes)], rng, recipe, ion) for k in range(count)]
+    clusters = [make_cluster(name, sizes[k % len(sizes)], rng, recipe, ion) for k in range(count)]
+    if apart is not None:
+        clusters = [with_molecule_apart(c, name, apart, rng, recipe) for c in clusters]
+    return clusters
+
+
+def with_molecule_apart(cluster: Atoms, name: str, apart: tuple[float, float], rng: np.random.Generator,
+                        recipe: ClusterRecipe = ClusterRecipe()) -> Atoms:
+    """``cluster`` and one more rigid ``molecule(name)``, randomly turned, whose closest atom to the cluster is
+    ``uniform(*apart)`` Angstrom away (a separated fragment: beyond a model's cutoff its only link to the
+    cluster is long-range, and a neutral molecule there should stay neutral). ``info["apart"]`` records it."""
+    low, high = apart
+    if not 0 < low <= high:
+        raise ValueError(f"apart {apart}: need 0 < MIN <= MAX (Angstrom)")
+    gap = rng.uniform(low, high)
+    template = _anchored(molecule(name))
+    molecule_positions = Rotation.random(random_state=rng).apply(template.positions)
+    molecule_positions += rng.normal(scale=recipe.noise, size=molecule_positions.shape)
+    direction = rng.normal(size=3)
+    direction /= np.linalg.norm(direction)
+    centre = cluster.positions.mean(0)
+    extent = np.linalg.norm(cluster.positions - centre, axis=1).max() + np.linalg.norm(molecule_positions, axis=1).max()
+    lo, hi = 0.0, extent + gap + 1.0  # bisect the shift along ``direction`` that gives the wanted closest gap
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        closest = np.linalg.norm(cluster.positions[:, None] - (molecule_positions + centre + mid * direction)[None],
+                                 axis=-1).min()
+        lo, hi = (mid, hi) if closest < gap else (lo, mid)
+    joined = cluster + Atoms(template.get_chemical_symbols(), positions=molecule_positions + centre + hi * direction)
+    joined.info.update(cluster.info, apart=round(float(gap), 4))
+    return joined
 
 
 def _random_in_sphere(rng: np.random.Generator, radius: float) -> np.ndarray:
