@@ -81,6 +81,9 @@ def test_rounds_resume_and_score_honestly(slice_file, tmp_path):
     assert [a.info["round"] for a in exported] == [0, 0, 0, 1, 1, 1]
     assert not any(k.startswith("pred_") for a in exported for k in {**a.info, **a.arrays})
     assert all("dft_energy" in a.info and a.info["sample"] in ("md", "minimum") for a in exported)
+    # an existing export is replaced only when asked
+    assert main(["learn", str(tmp_path / "learn"), "--export", str(tmp_path / "sampled.xyz")]) == 2
+    assert main(["learn", str(tmp_path / "learn"), "--export", str(tmp_path / "sampled.xyz"), "--overwrite"]) == 0
 
 
 def test_learn_command_refuses_to_clobber_and_checks_its_config(tmp_path, capsys):

@@ -26,6 +26,7 @@ def add_commands(commands) -> None:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--export", metavar="FILE", help="write every round's labelled frames (predictions dropped) "
                         "to FILE (extxyz) and stop")
+    parser.add_argument("--overwrite", action="store_true", help="with --export: replace an existing FILE")
     parser.set_defaults(run=run_learn_command)
 
 
@@ -35,7 +36,7 @@ def run_learn_command(args) -> int:
 
     out = Path(args.out)
     if args.export:
-        return export(out, Path(args.export))
+        return export(out, Path(args.export), overwrite=args.overwrite)
     flags = {name: getattr(args, name) for name in ("rounds", "ensemble", "train_time", "select", "seed")
              if getattr(args, name) is not None}
     if args.resume:
@@ -55,7 +56,7 @@ def run_learn_command(args) -> int:
     return 0
 
 
-def export(out: Path, path: Path) -> int:
+def export(out: Path, path: Path, overwrite: bool = False) -> int:
     from equiprop.data.io import write_structures
     from equiprop.learn.loop import labelled_frames, load_config
 
@@ -63,7 +64,7 @@ def export(out: Path, path: Path) -> int:
     frames = labelled_frames(out)
     if not frames:
         raise InputError(f"{out}: no labelled frames yet (no round-K/labelled.xyz)")
-    write_structures(path, frames)
+    write_structures(path, frames, overwrite=overwrite)
     print(f"wrote {len(frames)} labelled frames from {out} to {path}")
     return 0
 
