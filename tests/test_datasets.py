@@ -50,18 +50,30 @@ def test_water_pbe0_sampled_is_real_water_with_the_same_labels():
 def test_water_pbe0_ions_are_charged_clusters_on_the_same_energy_scale():
     frames = datasets.water_pbe0_ions()
     labels = read_labels(frames, ALL, LabelKeys(), source="water_pbe0_ions")
-    ions = [a.info["ion"] for a in frames]
+    ions = [a.info["ion"] for a in frames if a.info["sample"] == "random"]
     assert ions.count("H3O+") == ions.count("OH-") == 150
     for atoms, q in zip(frames, labels[Property.CHARGES]):
         charge = {"H3O+": 1, "OH-": -1}[atoms.info["ion"]]
         assert atoms.info["charge"] == charge and abs(q.sum() - charge) < 1e-6
         n_o, n_h = (atoms.numbers == 8).sum(), (atoms.numbers == 1).sum()
         assert n_h == 2 * n_o + charge and 2 <= n_o <= 9  # the ion and 1-8 waters
-    assert {structure_kind(a) for a in frames} == {"random +1", "random -1"}
+    assert {structure_kind(a) for a in frames} == {"random +1", "random -1", "apart +1", "apart -1"}
     # same method as the neutral set: an ion's energy differs from n waters' by a proton's worth, not by hundreds of eV
     per_oxygen = np.array([e / (a.numbers == 8).sum() for e, a in zip(labels[Property.ENERGY], frames)])
     assert -2081 < per_oxygen.min() and per_oxygen.max() < -2060  # H2O: -2075.5 eV
-    assert len(datasets.water_with_ions()) == len(datasets.water()) + 300
+    assert len(datasets.water_with_ions()) == len(datasets.water()) + len(frames)
+
+
+def test_water_apart_from_an_ion_is_beyond_the_cutoff_and_neutral_next_to_a_cation():
+    apart = [a for a in datasets.water_pbe0_ions() if a.info["sample"] == "apart"]
+    assert len(apart) == 77
+    for atoms in apart:  # the separated water is the last three atoms, info["apart"] from the rest
+        assert list(atoms.numbers[-3:]) == [8, 1, 1]
+        gap = np.linalg.norm(atoms.positions[-3:, None] - atoms.positions[None, :-3], axis=-1).min()
+        assert abs(gap - atoms.info["apart"]) < 1e-3 and 4.5 <= gap <= 9.0
+    far = {ion: [a.arrays["dft_hirshfeld"][-3:].sum() for a in apart if a.info["ion"] == ion] for ion in ("H3O+", "OH-")}
+    assert max(abs(q) for q in far["H3O+"]) < 1e-3  # PBE0 keeps a far water neutral next to H3O+
+    assert 0.01 < max(abs(q) for q in far["OH-"]) < 0.2  # and leaks some of OH-'s charge (README: delocalization)
 
 
 def test_split_is_deterministic_and_disjoint():
