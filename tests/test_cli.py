@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from equiprop.cli.main import main
+from equiprop.errors import InputError
 from equiprop.train.config import TrainConfig
 from equiprop.train.loop import TrainingStopped
 from equiprop.train.run import train
@@ -82,6 +83,24 @@ def test_resume_continues_at_the_exact_step(slice_file, tmp_path):
         assert torch.allclose(resumed["state_dict"][name], value, atol=1e-6), name
     rows = (tmp_path / "cut" / "metrics.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["1", "2"]
+
+
+def test_budget_schedule_anneals_to_min_lr_by_the_end_of_the_run(slice_file, tmp_path):
+    from equiprop.train.loop import Progress, budget_lr
+
+    config = TrainConfig(model="schnet", data=str(slice_file), epochs=2, out=str(tmp_path / "run"), features=8,
+                         interactions=1, n_rbf=8, batch_size=4, cutoff=3.0, targets=["charges", "energy"],
+                         lr_schedule="budget", lr=1e-2, min_lr=1e-4)
+    train(config, log=lambda m: None)
+    lr = [float(r.split(",")[2]) for r in (tmp_path / "run" / "metrics.csv").read_text().splitlines()[1:]]
+    assert lr[0] == pytest.approx(1e-4 + (1e-2 - 1e-4) / 2) and lr[1] == pytest.approx(1e-4)  # half way, then the end
+    # time counts as much as steps: 75 of 300 s spent after one step of ten
+    timed = TrainConfig(epochs=10, max_time=300.0, lr=1e-2, min_lr=0.0, lr_schedule="budget")
+    assert budget_lr(timed, Progress(step=1, elapsed=75.0), 1) == pytest.approx(0.75e-2)
+    assert budget_lr(timed, Progress(step=5, elapsed=75.0), 1) == pytest.approx(0.5e-2)
+    assert budget_lr(timed, Progress(step=5, elapsed=900.0), 1) == 0.0
+    with pytest.raises(InputError, match="--lr-schedule 'cosine': choose plateau or budget"):
+        TrainConfig(lr_schedule="cosine")
 
 
 def test_nan_loss_keeps_last_good_checkpoint(slice_file, tmp_path):

@@ -27,10 +27,13 @@ HELP = {
                  "e.g. O-O:2.3 (a floor where data are thin; docs/active-learning.md measures it); default none",
     "electrostatics": "none, coulomb (the charges' damped Coulomb energy over all pairs, no cutoff) or multipole "
                       "(charges, atomic dipoles and, with the quadrupole target, atomic quadrupoles; so3net with the "
-                      "dipole target); open boundaries only; docs/benchmarks.md measures them; default none",
+                      "dipole target; open boundaries: coulomb also sums periodic cells by Ewald); docs/benchmarks.md "
+                      "measures them; default auto (multipole for so3net with dipole and energy on clusters, else none)",
     "charge_spread": "uniform (the charge constraint shifts every atom of a structure alike) or learned (by "
                      "per-atom weights, so a molecule far from an ion can stay neutral; docs/benchmarks.md); "
                      "default uniform",
+    "lr_schedule": "plateau (halve the learning rate when validation stalls) or budget (fall linearly from lr to "
+                   "min_lr over --max-time, or over --epochs without it: a time-bounded run ends annealed)",
     "elements": "ordered type map, e.g. H,O (default: elements of the data by atomic number)",
 }
 

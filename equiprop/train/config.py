@@ -68,6 +68,7 @@ class TrainConfig:
     max_time: float | None = None  # stop after this many seconds of training
     lr: float = 2e-3
     weight_decay: float = 0.0
+    lr_schedule: str = "plateau"  # plateau (ReduceLROnPlateau) | budget: linear to min_lr over max_time (or epochs)
     lr_factor: float = 0.5  # ReduceLROnPlateau
     lr_patience: int = 5
     min_lr: float = 1e-5  # the plateau schedule stops halving here (without it long runs froze at ~0)
@@ -96,9 +97,10 @@ class TrainConfig:
             raise InputError("repulsion is an energy term: add energy to the targets")
         if self.charge_spread not in ("uniform", "learned"):
             raise InputError(f"--charge-spread {self.charge_spread!r}: choose uniform or learned")
+        if self.lr_schedule not in ("plateau", "budget"):
+            raise InputError(f"--lr-schedule {self.lr_schedule!r}: choose plateau or budget")
         if self.electrostatics not in ("auto", "none", "coulomb", "multipole"):
-            raise InputError(f"--electrostatics {self.electrostatics!r}: choose auto, none, coulomb or multipole "
-                             "(periodic cells, Ewald/PME: not yet)")
+            raise InputError(f"--electrostatics {self.electrostatics!r}: choose auto, none, coulomb or multipole")
         if self.electrostatics == "multipole" and (self.model != "so3net" or "dipole" not in self.targets):
             raise InputError("--electrostatics multipole uses atomic dipoles: it needs --model so3net and the dipole target")
         if self.electrostatics not in ("none", "auto") and "energy" not in self.targets:

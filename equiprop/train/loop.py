@@ -161,6 +161,7 @@ class Trainer:
         loader = batch_loader(self.train, [m if len(m) else b[:1] for m, b in zip(mine, batches)], self.model_dtype,
                               config.num_workers, pin_memory=self.device.type == "cuda" and self.graphs is None)
         sums, losses = ErrorSums(self.targets), []
+        epoch_start_batch = self.progress.batch
         bar = tqdm(total=len(batches), desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False, mininterval=0.5,
                    disable=not self.ranks.is_main)
         start = time.perf_counter()  # steps are timed from the end of the previous one: batch loading counts
@@ -170,6 +171,8 @@ class Trainer:
             now = time.perf_counter()
             losses += self._agree(local_loss, self.progress.elapsed + now - start)
             start = now
+            if self.config.lr_schedule == "budget":
+                self._set_lr(budget_lr(self.config, self.progress, len(batches) + epoch_start_batch))
             bar.update()
             if losses:
                 bar.set_postfix(loss=f"{sum(losses) / len(losses):.4g}", refresh=False)  # redrawn at most every 0.5 s
@@ -189,6 +192,13 @@ class Trainer:
             self.progress.elapsed += time.perf_counter() - start
         bar.close()
         self._end_epoch(sums, losses)
+
+    def _set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            if isinstance(group["lr"], torch.Tensor):
+                group["lr"].fill_(lr)  # CUDA graphs read the tensor in place
+            else:
+                group["lr"] = lr
 
     @property
     def lr(self) -> float:
@@ -297,7 +307,8 @@ class Trainer:
         val_sums = self.validate()
         val_loss = sum(self.weights[p] * mse / self.scales[p] ** 2 for p, mse in val_sums.mse().items())
         self._check_finite(val_loss, self.progress.step, "validation loss")  # before last.pt is replaced
-        self.scheduler.step(val_loss)
+        if self.config.lr_schedule == "plateau":
+            self.scheduler.step(val_loss)
         improved = val_loss < self.progress.best_val
         self.progress.best_val = min(self.progress.best_val, val_loss)
         self.progress.bad_epochs = 0 if improved else self.progress.bad_epochs + 1
@@ -388,3 +399,16 @@ def _main_thread() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
+
+
+def budget_lr(config: TrainConfig, progress: Progress, steps_per_epoch: int) -> float:
+    """``--lr-schedule budget``: ``lr`` falling linearly to ``min_lr`` as the run spends its budget.
+
+    The budget's used fraction is the larger of ``elapsed / max_time`` and
+    ``steps / (epochs * steps_per_epoch)``: a time-bounded run ends annealed
+    whenever it stops (budgeted training: Li, Yumer, Ramanan, ICLR 2020).
+    """
+    used = progress.step / (config.epochs * steps_per_epoch)
+    if config.max_time:
+        used = max(used, progress.elapsed / config.max_time)
+    return config.min_lr + (config.lr - config.min_lr) * max(0.0, 1.0 - used)
