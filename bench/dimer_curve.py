@@ -8,7 +8,9 @@ axis from atom 0 to atom ``--first`` (O-O) so that their distance takes each val
 distances instead of recomputing it; ``--charges`` are the two molecules' total charges (``info["charge"]``; for
 H3O+ then H2O: ``--first 4 --charges 1,0``). ``E_int = E(dimer) - E(first) - E(second)`` for each
 model (eV) and, with ``--dft``, for PBE0/def2-SVP by the labeller (1 + 2 SCFs per distance; the
-monomers do not change, so they are computed once). Prints and writes a CSV; issue 22 measures
+monomers do not change, so they are computed once). ``--second-charge`` adds, for each model, the
+charge it puts on the second molecule in the dimer (e; 0 for separated neutral molecules, had the
+model no leak). Prints and writes a CSV; issue 22 measures
 electrostatics with it (a model without long-range terms gives exactly 0 beyond its cutoff).
 """
 
@@ -39,6 +41,14 @@ def interaction(energy, dimer, first: int = 3, charges: tuple[int, int] = (0, 0)
     return energy(whole) - energy(one) - energy(two)
 
 
+def second_charge(calculator, dimer, first: int, charges: tuple[int, int]) -> float:
+    """The model's total charge on atoms ``first:`` of the dimer, in units of 1000 e (every CSV column is scaled
+    by 1000: energies are written in meV, this charge in me)."""
+    whole = parts(dimer, first, charges)[0]
+    whole.calc = calculator
+    return float(whole.get_charges()[first:].sum()) / 1000
+
+
 def reference_column(path: str, distances: list[float]) -> list[float]:
     """The PBE0 interaction energies (eV) of an earlier CSV of this script, at exactly ``distances``."""
     rows = list(csv.reader(open(path)))
@@ -60,6 +70,7 @@ def main() -> None:
     parser.add_argument("--distances", default="2.9,3.2,3.6,4.0,4.5,5.0,5.5,6.0,7.0,8.0,10.0")
     parser.add_argument("--first", type=int, default=3, help="atoms of the first molecule")
     parser.add_argument("--charges", default="0,0", help="total charges of the two molecules")
+    parser.add_argument("--second-charge", action="store_true", help="also each model's charge on the second molecule")
     args = parser.parse_args()
     first = args.first
     charges = tuple(int(q) for q in args.charges.split(","))
@@ -77,6 +88,9 @@ def main() -> None:
             return atoms.get_potential_energy()
 
         columns[path] = [interaction(energy, displaced(dimer, d, first), first, charges) for d in distances]
+        if args.second_charge:
+            columns[f"q_second[{path}]"] = [second_charge(calculator, displaced(dimer, d, first), first, charges)
+                                            for d in distances]
     if args.dft:
         from equiprop.labelling.pyscf_labels import compute_labels
         from equiprop.labelling.settings import DFTSettings
@@ -91,7 +105,8 @@ def main() -> None:
         columns["PBE0/def2-SVP"] = reference_column(args.reference, distances)
     with open(args.out, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["r_OO"] + [f"E_int_meV[{name}]" for name in columns])
+        writer.writerow(["r_OO"] + [name.replace("q_second", "q_second_me") if name.startswith("q_second")
+                                    else f"E_int_meV[{name}]" for name in columns])
         for k, d in enumerate(distances):
             row = [d] + [1000 * values[k] for values in columns.values()]
             writer.writerow([f"{v:.4f}" for v in row])
