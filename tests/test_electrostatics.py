@@ -197,32 +197,64 @@ def test_ewald_of_a_cluster_in_a_growing_box_approaches_the_open_sum():
     assert gaps[1] < 2e-3 and gaps[1] < gaps[0] / 20
 
 
-def test_a_periodic_cell_sums_every_image():
-    """With ``coulomb`` a cell's energy is periodic: the same for a supercell per cell, under a shift of every
-    atom and a rotation of cell and atoms; its forces and stress are the derivatives. ``multipole`` refuses it."""
+def test_multipole_ewald_of_a_cluster_in_a_growing_box_approaches_the_open_sum():
+    """Charges, dipoles and quadrupoles: tin-foil Ewald = open sum - 2 pi k M^2 / (3 V) + O(L^-5), M = sum q r + mu;
+    with charges alone it is torch-pme's sum (also for a charged cell, with its background)."""
+    from equiprop.nn.ewald import PeriodicCoulomb, PeriodicMultipoles
+
+    rng = np.random.default_rng(4)
+    n = 6
+    q = torch.tensor(rng.normal(size=n))
+    q = q - q.mean()
+    mu, theta = torch.tensor(rng.normal(size=(n, 3))) * 0.3, _traceless(rng, n) * 0.2
+    x = torch.tensor(rng.normal(size=(n, 3)) * 1.5)
+    dipole = (q[:, None] * x).sum(0) + mu.sum(0)
+    open_sum = DampedMultipoles(sigma=1.0)(q, x, torch.zeros(n, dtype=torch.long), 1, mu, theta)[0]
+    without_theta = DampedMultipoles(sigma=1.0)(q, x, torch.zeros(n, dtype=torch.long), 1, mu)[0]
+    assert abs(float(open_sum - without_theta)) > 0.01  # the quadrupoles count
+    gaps = []
+    for length in (30.0, 60.0):
+        cell = torch.eye(3, dtype=torch.float64) * length
+        periodic = PeriodicMultipoles(sigma=1.0)(q, x + length / 2, cell, mu, theta)
+        gaps.append(abs(float(periodic + 2 * np.pi * COULOMB * dipole.dot(dipole) / (3 * length**3) - open_sum)))
+    assert gaps[1] < 2e-3 and gaps[1] < gaps[0] / 20
+    cell = torch.tensor([[7.0, 0.0, 0.0], [1.5, 6.5, 0.0], [-0.8, 0.9, 8.0]], dtype=torch.float64)
+    for charges in (q, q + 0.3):  # neutral, and charged (background)
+        expected = PeriodicCoulomb(sigma=1.0)(charges, x, cell)
+        got = PeriodicMultipoles(sigma=1.0)(charges, x, cell, torch.zeros_like(x))
+        assert float(got) == pytest.approx(float(expected), abs=1e-9)
+
+
+@pytest.mark.parametrize("kind, targets", [("coulomb", ["charges", "dipole", "energy"]),
+                                           ("multipole", ["charges", "dipole", "energy", "quadrupole"])])
+def test_a_periodic_cell_sums_every_image(kind, targets):
+    """A cell's energy is periodic: the same for a supercell per cell, under a shift of every atom and a rotation of
+    cell and atoms, and in a batch beside a cluster; its forces and stress are the derivatives."""
     from ase.build import make_supercell
     from ase.calculators.fd import FiniteDifferenceCalculator
 
     from conftest import periodic_water, rotated
 
-    model = make_model("so3net", electrostatics="coulomb", targets=["charges", "dipole", "energy"])
+    model = make_model("so3net", electrostatics=kind, targets=targets)
+    keys = set(model.state_dict())
     box = periodic_water(seed=5)
-    plain = make_model("so3net", targets=["charges", "dipole", "energy"])
+    plain = make_model("so3net", targets=targets)
     energy = float(model.predict([box])["energy"][0])
     assert abs(energy - float(plain.predict([box])["energy"][0])) > 1e-3  # the term is there
+    assert set(model.state_dict()) == keys  # the Ewald sum holds no state: checkpoints stay loadable
     bigger = make_supercell(box, np.diag([2, 1, 1]))
     assert float(model.predict([bigger])["energy"][0]) == pytest.approx(2 * energy, abs=1e-8)
     moved = rotated(box, random_rotation(4), shift=(0.7, -1.3, 2.9))
     assert float(model.predict([moved])["energy"][0]) == pytest.approx(energy, abs=1e-8)
     batch = model.predict([box, water_cluster(2, seed=6)])
     assert float(batch["energy"][0]) == pytest.approx(energy, abs=1e-8)
+    assert float(batch["energy"][1]) == pytest.approx(float(model.predict([water_cluster(2, seed=6)])["energy"][0]),
+                                                      abs=1e-8)
     atoms = box.copy()
     atoms.calc = equiprop.EquipropCalculator(model)
     numeric = FiniteDifferenceCalculator(equiprop.EquipropCalculator(model), eps_disp=1e-5, eps_strain=1e-5)
     np.testing.assert_allclose(atoms.get_forces(), numeric.get_forces(box.copy()), atol=1e-6)
     np.testing.assert_allclose(atoms.get_stress(), numeric.get_stress(box.copy()), atol=1e-7)
-    with pytest.raises(ValueError, match="periodic"):
-        make_model("so3net", electrostatics="multipole").predict([box])
 
 
 def test_the_flags_train_and_bad_ones_are_refused(tmp_path):

@@ -27,7 +27,7 @@ HELP = {
                  "e.g. O-O:2.3 (a floor where data are thin; docs/active-learning.md measures it); default none",
     "electrostatics": "none, coulomb (the charges' damped Coulomb energy over all pairs, no cutoff) or multipole "
                       "(charges, atomic dipoles and, with the quadrupole target, atomic quadrupoles; so3net with the "
-                      "dipole target; open boundaries: coulomb also sums periodic cells by Ewald); docs/benchmarks.md "
+                      "dipole target; periodic cells are Ewald-summed); docs/benchmarks.md "
                       "measures them; default auto (multipole for so3net with dipole and energy on clusters, else none)",
     "charge_spread": "uniform (the charge constraint shifts every atom of a structure alike) or learned (by "
                      "per-atom weights, so a molecule far from an ion can stay neutral; docs/benchmarks.md); "

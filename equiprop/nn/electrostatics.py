@@ -20,8 +20,9 @@ Pairs of each structure (``structure_pairs``): eagerly only those within a struc
 while compiling, tracing or recording a CUDA graph, which need shapes that do not
 depend on values, every pair of the batch by broadcasting, the others weighted 0. In float64 (the
 recurrence cancels digits at short range): about 0.2 kB a pair with quadrupoles,
-0.1 GB for one 1,000-atom cluster. A periodic cell's charges are summed over every image by
-torch-pme's Ewald sum of the same kernel (nn/ewald.py); its dipoles and quadrupoles are refused.
+0.1 GB for one 1,000-atom cluster. A periodic cell's multipoles are summed over every image by
+the Ewald sum of the same kernel (nn/ewald.py: torch-pme's for charges alone, a reciprocal sum on
+torch-pme's wave vectors with dipoles and quadrupoles).
 """
 
 import math
@@ -29,6 +30,7 @@ import math
 import torch
 from torch import nn
 
+from equiprop.nn.ewald import PeriodicCoulomb, PeriodicMultipoles
 from equiprop.nn.repulsion import COULOMB
 from equiprop.nn.scatter import scatter_sum
 
@@ -60,25 +62,28 @@ class DampedMultipoles(nn.Module):
         if sigma <= 0:
             raise ValueError(f"electrostatics: the damping width must be positive, got {sigma}")
         self.sigma = float(sigma)
-        self.ewald = None  # PeriodicCoulomb, built at the first periodic cell (imports torch-pme)
+        self.ewald = None  # PeriodicCoulomb or PeriodicMultipoles, built at the first periodic cell (imports torch-pme)
 
     def forward(self, charges: torch.Tensor, positions: torch.Tensor, structure: torch.Tensor, n_structures: int,
                 dipoles: torch.Tensor | None = None, quadrupoles: torch.Tensor | None = None,
                 cell: torch.Tensor | None = None, periodic: torch.Tensor | None = None) -> torch.Tensor:
         """``cell [n_structures, 3, 3]`` and ``periodic [n_structures]`` (bool; eagerly only): those structures'
-        charges are summed over all images (nn/ewald.py), the others over their pairs."""
+        multipoles are summed over all images (nn/ewald.py), the others over their pairs."""
         if periodic is None or not bool(periodic.any()):
             return self._open(charges, positions, structure, n_structures, dipoles, quadrupoles)
-        if dipoles is not None or quadrupoles is not None:
-            raise ValueError("multipole electrostatics in a periodic cell: torch-pme sums charges only; "
-                             "train cells with --electrostatics coulomb or none")
-        energy = self._open(charges, positions, structure, n_structures, periodic=periodic)
-        if self.ewald is None:
-            from equiprop.nn.ewald import PeriodicCoulomb
-
-            self.ewald = PeriodicCoulomb(self.sigma)
-        cells = [self.ewald(charges[structure == s], positions[structure == s], cell[s])
-                 for s in periodic.nonzero()[:, 0].tolist()]
+        energy = self._open(charges, positions, structure, n_structures, dipoles, quadrupoles, periodic=periodic)
+        multipoles = dipoles is not None or quadrupoles is not None
+        if self.ewald is None or isinstance(self.ewald, PeriodicMultipoles) != multipoles:
+            # not a submodule: torch-pme's buffers stay out of the state dict (checkpoints load either way)
+            object.__setattr__(self, "ewald", PeriodicMultipoles(self.sigma) if multipoles else PeriodicCoulomb(self.sigma))
+        self.ewald.to(positions.device)
+        if multipoles and dipoles is None:
+            dipoles = torch.zeros_like(positions)
+        cells = []
+        for s in periodic.nonzero()[:, 0].tolist():
+            mine = structure == s
+            extra = () if not multipoles else (dipoles[mine], None if quadrupoles is None else quadrupoles[mine])
+            cells.append(self.ewald(charges[mine], positions[mine], cell[s], *extra))
         return energy.index_add(0, periodic.nonzero()[:, 0], torch.stack(cells))
 
     def _open(self, charges, positions, structure, n_structures, dipoles=None, quadrupoles=None, periodic=None):

@@ -111,8 +111,9 @@ def resolved_electrostatics(config: TrainConfig, splits: Splits) -> str:
     """``config.electrostatics`` with ``auto`` decided: ``multipole`` (charges and atomic dipoles, and
     quadrupoles when a target) for SO3Net with the dipole and energy targets when no structure of the
     data is periodic, else ``none``. In 300 s on the shipped water it gave 20-30% lower energy and
-    force errors and 3x better isomer energies (docs/benchmarks.md); periodic cells need Ewald/PME,
-    not built, so data with cells keep ``none``."""
+    force errors and 3x better isomer energies (docs/benchmarks.md). Data with cells keep ``none``: a
+    cell has no dipole label to train the atomic dipoles on, and nothing is measured there yet (both
+    terms sum cells by Ewald when asked, nn/ewald.py)."""
     if config.electrostatics != "auto":
         return config.electrostatics
     frames = [a for part in (splits.train, splits.val, splits.test) for a in part.frames]
