@@ -42,11 +42,10 @@ def interaction(energy, dimer, first: int = 3, charges: tuple[int, int] = (0, 0)
 
 
 def second_charge(calculator, dimer, first: int, charges: tuple[int, int]) -> float:
-    """The model's total charge on atoms ``first:`` of the dimer, in units of 1000 e (every CSV column is scaled
-    by 1000: energies are written in meV, this charge in me)."""
+    """The model's total charge (e) on atoms ``first:`` of the dimer (the CSV, x1000 like the energies, writes me)."""
     whole = parts(dimer, first, charges)[0]
     whole.calc = calculator
-    return float(whole.get_charges()[first:].sum()) / 1000
+    return float(whole.get_charges()[first:].sum())
 
 
 def reference_column(path: str, distances: list[float]) -> list[float]:
