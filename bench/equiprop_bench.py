@@ -37,7 +37,8 @@ def parse_args():
     sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
     from peer_common import build_parser
 
-    parser = build_parser(__doc__, ["so3net", "schnet"], default_lr=2e-3, default_grad_clip=10.0)
+    # default_lr None: TrainConfig's per-model default (train/config.py DEFAULT_LR)
+    parser = build_parser(__doc__, ["so3net", "schnet"], default_lr=None, default_grad_clip=10.0)
     parser.add_argument("--sh-lmax", type=int, default=None, help="equiprop train --sh-lmax (so3net; default: --lmax)")
     parser.add_argument("--compile", action="store_true", help="equiprop train --compile (compile time counts in the budget)")
     parser.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
@@ -104,7 +105,7 @@ def main():
         "epochs": progress.step * args.batch_size / len(sets["train"]), "train_seconds": progress.elapsed,
         "val_loss": progress.best_val if args.recipe == "shared" else last_val,  # the tested weights' (the peers' loss)
         "steps": progress.step, "host": {"loadavg_1min_end": os.getloadavg()[0], "threads": torch.get_num_threads()},
-        "settings": {"recipe": args.recipe, "lr": args.lr, "grad_clip": args.grad_clip, "seed": args.seed,
+        "settings": {"recipe": args.recipe, "lr": config.lr, "grad_clip": args.grad_clip, "seed": args.seed,
                      "weights": WEIGHTS[args.recipe], **recipe_settings(args)},
     }
     if trainer.graphs is not None:

@@ -237,7 +237,8 @@ def main():
            + (f"Recipe for every model: {RECIPE_TEXT[args.recipe]}. ")
            + (f"Learning rate per model: the lowest validation loss of {', '.join(f'{x:g}' for x in args.lr_search)} "
               f"(seed 0, {args.search_budget or args.budget / 3:.0f} s each). " if args.lr_search else
-              "Learning rate: each library's default (equiprop 2e-3, schnetpack 5e-4, MACE 1e-2). ")
+              "Learning rate: each library's default (equiprop SO3Net 1e-2 and SchNet 2e-3 since 2026-12-07, "
+              "2e-3 for both before; schnetpack 5e-4, MACE 1e-2). ")
            + ("Every job ran with glibc's malloc keeping freed memory (`MALLOC_MMAP_THRESHOLD_`, "
               "`MALLOC_TRIM_THRESHOLD_`: what equiprop sets in its own process), so no model gains from the allocator."
               if args.allocator == "equal" else "The peers ran with glibc's default malloc settings.")

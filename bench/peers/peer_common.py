@@ -35,7 +35,7 @@ DEFAULT_KEYS = {"energy": "dft_energy", "forces": "dft_forces", "dipole": "dft_d
 # ----------------------------------------------------------------------------- command line
 
 
-def build_parser(description: str, models: list[str], default_lr: float, default_grad_clip: float) -> argparse.ArgumentParser:
+def build_parser(description: str, models: list[str], default_lr: float | None, default_grad_clip: float) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", choices=models, default=models[0])
     p.add_argument("--split-dir", required=True, help="folder with train.xyz, val.xyz, test.xyz (extxyz)")
