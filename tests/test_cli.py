@@ -101,6 +101,11 @@ def test_budget_schedule_anneals_to_min_lr_by_the_end_of_the_run(slice_file, tmp
     assert budget_lr(timed, Progress(step=5, elapsed=900.0), 1) == 0.0
     with pytest.raises(InputError, match="--lr-schedule 'cosine': choose plateau or budget"):
         TrainConfig(lr_schedule="cosine")
+    # the default rate is the model's (measured), and a run records the one it used
+    assert (TrainConfig().lr, TrainConfig(model="schnet").lr, TrainConfig(lr=3e-3).lr) == (1e-2, 2e-3, 3e-3)
+    import yaml
+
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["lr"] == 1e-2
 
 
 def test_nan_loss_keeps_last_good_checkpoint(slice_file, tmp_path):
