@@ -88,7 +88,7 @@ def main() -> None:
 
         columns[path] = [interaction(energy, displaced(dimer, d, first), first, charges) for d in distances]
         if args.second_charge:
-            columns[f"q_second[{path}]"] = [second_charge(calculator, displaced(dimer, d, first), first, charges)
+            columns[f"q_second_me[{path}]"] = [second_charge(calculator, displaced(dimer, d, first), first, charges)
                                             for d in distances]
     if args.dft:
         from equiprop.labelling.pyscf_labels import compute_labels
@@ -104,8 +104,8 @@ def main() -> None:
         columns["PBE0/def2-SVP"] = reference_column(args.reference, distances)
     with open(args.out, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["r_OO"] + [name.replace("q_second", "q_second_me") if name.startswith("q_second")
-                                    else f"E_int_meV[{name}]" for name in columns])
+        writer.writerow(["r_OO"] + [name if name.startswith("q_second_me[") else f"E_int_meV[{name}]"
+                                    for name in columns])
         for k, d in enumerate(distances):
             row = [d] + [1000 * values[k] for values in columns.values()]
             writer.writerow([f"{v:.4f}" for v in row])

@@ -90,10 +90,10 @@ def test_budget_schedule_anneals_to_min_lr_by_the_end_of_the_run(slice_file, tmp
 
     config = TrainConfig(model="schnet", data=str(slice_file), epochs=2, out=str(tmp_path / "run"), features=8,
                          interactions=1, n_rbf=8, batch_size=4, cutoff=3.0, targets=["charges", "energy"],
-                         lr_schedule="budget", lr=1e-2, min_lr=1e-4)
+                         lr_schedule="budget", min_lr=1e-4)  # lr: SchNet's default, 2e-3
     train(config, log=lambda m: None)
     lr = [float(r.split(",")[2]) for r in (tmp_path / "run" / "metrics.csv").read_text().splitlines()[1:]]
-    assert lr[0] == pytest.approx(1e-4 + (1e-2 - 1e-4) / 2) and lr[1] == pytest.approx(1e-4)  # half way, then the end
+    assert lr[0] == pytest.approx(1e-4 + (2e-3 - 1e-4) / 2) and lr[1] == pytest.approx(1e-4)  # half way, then the end
     # time counts as much as steps: 75 of 300 s spent after one step of ten
     timed = TrainConfig(epochs=10, max_time=300.0, lr=1e-2, min_lr=0.0, lr_schedule="budget")
     assert budget_lr(timed, Progress(step=1, elapsed=75.0), 1) == pytest.approx(0.75e-2)
@@ -105,7 +105,7 @@ def test_budget_schedule_anneals_to_min_lr_by_the_end_of_the_run(slice_file, tmp
     assert (TrainConfig().lr, TrainConfig(model="schnet").lr, TrainConfig(lr=3e-3).lr) == (1e-2, 2e-3, 3e-3)
     import yaml
 
-    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["lr"] == 1e-2
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["lr"] == 2e-3  # the default it resolved
 
 
 def test_nan_loss_keeps_last_good_checkpoint(slice_file, tmp_path):
