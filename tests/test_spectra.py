@@ -211,6 +211,37 @@ def test_dft_reference_runs_the_labellers_calculator_and_resumes(run_dir, tmp_pa
     assert main(args + ["--overwrite"]) == 0 and len(calls) == first  # resumed: no calculation repeated
 
 
+def test_dft_reference_raman_is_the_autograd_one(tmp_path, monkeypatch):
+    """With a polarizability model the DFT reference also writes Raman activities, by central differences of
+    the calculator's polarizability (a polarizable model stands in for PySCF): they are the autograd ones."""
+    import equiprop.labelling.calculator as dft
+    from equiprop.models.checkpoint import save_checkpoint
+
+    stand_in = _polarizable()
+    settings = []
+
+    class StandIn(equiprop.EquipropCalculator):
+        def __init__(self, dft_settings=None):  # the DFT BFGS needs no polarizability: default settings
+            settings.append(dft_settings)
+            super().__init__(stand_in)
+
+    monkeypatch.setattr(dft, "DFTCalculator", StandIn)
+    save_checkpoint(tmp_path / "m.pt", stand_in, {}, {})
+    structure = tmp_path / "water.xyz"
+    molecule("H2O").write(structure)
+    out = tmp_path / "raman"
+    assert main(["spectrum", "harmonic", str(tmp_path / "m.pt"), str(structure), "--out", str(out),
+                 "--dft-reference", "--dft-fmax", "1e-4"]) == 0
+    assert settings[0] is None and settings[-1].polarizability  # the labeller is asked for the finite-field polarizability
+    with open(out / "dft" / "modes.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    expected = harmonic(stand_in, ase_read(out / "dft" / "minimum.xyz"))
+    vib = expected.vibrations(50.0)
+    assert expected.raman_activities[vib].min() > 1.0
+    np.testing.assert_allclose([float(r["raman_activity"]) for r in rows], expected.raman_activities[vib], rtol=3e-2)
+    assert (out / "dft" / "displacements-raman").is_dir()
+
+
 def ase_read(path):
     import ase.io
 

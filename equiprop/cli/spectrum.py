@@ -39,7 +39,10 @@ def add_commands(commands) -> None:
                           help="also the labeller's PBE0/def2-SVP harmonic spectrum, drawn mirrored below: BFGS with DFT "
                                "forces from the model's minimum (--dft-fmax), then ase.vibrations.Infrared (central "
                                "differences, 0.01 A; 6N + 1 SCFs, cached in OUT/dft/ so a rerun resumes); writes "
-                               "OUT/dft/modes.csv (pip install 'equiprop[label]'; minutes for a monomer, hours for a hexamer)")
+                               "OUT/dft/modes.csv; with a polarizability model also the DFT Raman activities, the "
+                               "finite-field polarizability at each displacement (7x the SCFs, cached in "
+                               "OUT/dft/displacements-raman/) (pip install 'equiprop[label]'; minutes for a monomer, "
+                               "hours for a hexamer)")
     harmonic.add_argument("--dft-fmax", type=float, default=5e-3, help="BFGS convergence of the DFT minimum, eV/A")
     harmonic.add_argument("--overwrite", action="store_true", help="replace an existing OUT/modes.csv")
     harmonic.set_defaults(run=run_harmonic)
@@ -98,7 +101,7 @@ def run_harmonic(args) -> int:
     raman = None if result.raman_activities is None else result.raman_activities[keep]
     write_modes(out / "modes.csv", result.frequencies[keep], result.intensities[keep], raman)
     if args.dft_reference:
-        reference = dft_harmonic(atoms, out / "dft", args)
+        reference = dft_harmonic(atoms, out / "dft", args, raman=raman is not None)
     plot_harmonic(out / "spectrum.png", result.frequencies[keep], np.nan_to_num(result.intensities[keep]),
                   args.width, label=f"model ({args.checkpoint})",
                   reference=reference, reference_label="PBE0/def2-SVP" if args.dft_reference else args.reference)
@@ -106,12 +109,13 @@ def run_harmonic(args) -> int:
     return 0
 
 
-def dft_harmonic(start: Atoms, folder: Path, args) -> tuple[np.ndarray, np.ndarray]:
-    """The labeller's minimum near ``start`` and its harmonic (frequencies, intensities) above ``--above``."""
-    from ase.vibrations import Infrared
-
+def dft_harmonic(start: Atoms, folder: Path, args, raman: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The labeller's minimum near ``start`` and its harmonic (frequencies, intensities) above ``--above``;
+    with ``raman`` (a polarizability model) also its Raman activities, in OUT/dft/modes.csv."""
     from equiprop.errors import require
     from equiprop.labelling.calculator import DFTCalculator
+    from equiprop.labelling.settings import DFTSettings
+    from equiprop.spectra.reference import finite_difference_harmonic
 
     require("pyscf", "label")
     folder.mkdir(parents=True, exist_ok=True)
@@ -125,13 +129,12 @@ def dft_harmonic(start: Atoms, folder: Path, args) -> tuple[np.ndarray, np.ndarr
             raise InputError(f"{args.structure}: the DFT BFGS did not reach --dft-fmax {args.dft_fmax} eV/A in 200 steps")
         atoms = Atoms(atoms.numbers, atoms.positions)
         write_structures(minimum_path, [atoms])
-    atoms.calc = DFTCalculator()
-    infrared = Infrared(atoms, name=str(folder / "displacements"), delta=0.01, nfree=2)
-    infrared.run()  # each displacement cached as it finishes
-    frequencies = infrared.get_frequencies().real  # imaginary modes: 0 here, so left out below
-    keep = frequencies > args.above
-    write_modes(folder / "modes.csv", frequencies[keep], infrared.intensities[keep])
-    return frequencies[keep], infrared.intensities[keep]
+    atoms.calc = DFTCalculator(DFTSettings(polarizability=raman))
+    result = finite_difference_harmonic(atoms, folder, raman=raman)
+    keep = result.frequencies > args.above  # imaginary modes: 0 here, so left out
+    activities = None if result.raman_activities is None else result.raman_activities[keep]
+    write_modes(folder / "modes.csv", result.frequencies[keep], result.intensities[keep], activities)
+    return result.frequencies[keep], result.intensities[keep]
 
 
 def minimise(atoms: Atoms, model, args) -> None:
@@ -145,8 +148,10 @@ def minimise(atoms: Atoms, model, args) -> None:
 def report(result, keep, args) -> None:
     imaginary = int(np.sum(result.frequencies < -args.above))
     print(f"{len(keep)} vibrations above {args.above:g} cm^-1 -> {Path(args.out) / 'modes.csv'}")
-    for freq, inten in zip(result.frequencies[keep], result.intensities[keep]):
-        print(f"  {freq:8.1f} cm^-1  {inten:9.4f} (D/A)^2/amu")
+    raman = [None] * len(keep) if result.raman_activities is None else result.raman_activities[keep]
+    for freq, inten, activity in zip(result.frequencies[keep], result.intensities[keep], raman):
+        line = f"  {freq:8.1f} cm^-1  {inten:9.4f} (D/A)^2/amu"
+        print(line if activity is None else f"{line}  {activity:9.4f} A^4/amu (Raman)")
     if imaginary:
         print(f"warning: {imaginary} imaginary modes below -{args.above:g} cm^-1: not a minimum of the model")
 

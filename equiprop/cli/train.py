@@ -8,10 +8,11 @@ from dataclasses import fields
 from pathlib import Path
 
 from equiprop.errors import InputError
+from equiprop.keys import Property
 from equiprop.train.config import TrainConfig, load_yaml
 
 HELP = {
-    "model": "schnet or so3net", "targets": "comma-separated: charges,dipole,dipole_magnitude,energy,forces",
+    "model": "schnet or so3net", "targets": "comma-separated, of " + ",".join(p.value for p in Property),
     "data": "extxyz file, water+ions (the shipped neutral and H3O+/OH- clusters) or qm9 (needs equiprop[qm9]); default: the shipped PBE0 water clusters", "test_data": "explicit test file",
     "max_time": "stop training after this many seconds", "out": "run directory", "device": "cpu, cuda or cuda:N (under torchrun, cuda = each rank's GPU)",
     "num_workers": "DataLoader worker processes building batches (0: none)",

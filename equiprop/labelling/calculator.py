@@ -1,4 +1,5 @@
-"""The labeller as an ASE calculator: PBE0/def2-SVP (or any DFTSettings) energy, forces and dipole.
+"""The labeller as an ASE calculator: PBE0/def2-SVP (or any DFTSettings) energy, forces and dipole
+(and the polarizability, ``[3, 3]`` Angstrom^3, with ``DFTSettings(polarizability=True)``).
 
 For what ASE drives with a calculator: optimisation and finite-difference
 vibrations of the DFT reference (``equiprop spectrum harmonic --dft-reference``).
@@ -13,7 +14,7 @@ from equiprop.labelling.settings import DFTSettings
 
 
 class DFTCalculator(Calculator):
-    implemented_properties = ["energy", "free_energy", "forces", "dipole", "charges"]
+    implemented_properties = ["energy", "free_energy", "forces", "dipole", "charges", "polarizability"]
 
     def __init__(self, settings: DFTSettings = DFTSettings(), **kwargs):
         super().__init__(**kwargs)
@@ -28,3 +29,5 @@ class DFTCalculator(Calculator):
         self.calls += 1
         self.results = {"energy": labels.energy, "free_energy": labels.energy, "forces": labels.forces,
                         "dipole": labels.dipole, "charges": labels.charges}
+        if labels.polarizability is not None:
+            self.results["polarizability"] = labels.polarizability
