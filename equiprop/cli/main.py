@@ -4,7 +4,7 @@ import argparse
 import json
 import sys
 
-from equiprop.cli import check, evaluate, export, ipi, label, learn, predict, spectrum, train
+from equiprop.cli import check, evaluate, export, ipi, label, learn, md, predict, spectrum, train
 from equiprop.errors import InputError, MissingExtraError, SetupError
 from equiprop.models.allocator import keep_freed_memory
 
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     learn.add_commands(commands)
     ipi.add_commands(commands)
     export.add_commands(commands)
+    md.add_commands(commands)
     spectrum.add_commands(commands)
     return parser
 
