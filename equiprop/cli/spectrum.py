@@ -78,7 +78,7 @@ def add_md_command(kinds) -> None:
 
 def run_harmonic(args) -> int:
     from equiprop.spectra.harmonic import harmonic
-    from equiprop.spectra.plot import plot_harmonic
+    from equiprop.spectra.plot import Sticks, plot_harmonic
 
     out = Path(args.out)
     if (out / "modes.csv").exists() and not args.overwrite:
@@ -102,19 +102,20 @@ def run_harmonic(args) -> int:
     write_modes(out / "modes.csv", result.frequencies[keep], result.intensities[keep], raman)
     if args.dft_reference:
         reference = dft_harmonic(atoms, out / "dft", args, raman=raman is not None)
-    plot_harmonic(out / "spectrum.png", result.frequencies[keep], np.nan_to_num(result.intensities[keep]),
+    plot_harmonic(out / "spectrum.png", Sticks(result.frequencies[keep], result.intensities[keep], raman),
                   args.width, label=f"model ({args.checkpoint})",
                   reference=reference, reference_label="PBE0/def2-SVP" if args.dft_reference else args.reference)
     report(result, keep, args)
     return 0
 
 
-def dft_harmonic(start: Atoms, folder: Path, args, raman: bool) -> tuple[np.ndarray, np.ndarray]:
+def dft_harmonic(start: Atoms, folder: Path, args, raman: bool) -> "Sticks":
     """The labeller's minimum near ``start`` and its harmonic (frequencies, intensities) above ``--above``;
     with ``raman`` (a polarizability model) also its Raman activities, in OUT/dft/modes.csv."""
     from equiprop.errors import require
     from equiprop.labelling.calculator import DFTCalculator
     from equiprop.labelling.settings import DFTSettings
+    from equiprop.spectra.plot import Sticks
     from equiprop.spectra.reference import finite_difference_harmonic
 
     require("pyscf", "label")
@@ -134,7 +135,7 @@ def dft_harmonic(start: Atoms, folder: Path, args, raman: bool) -> tuple[np.ndar
     keep = result.frequencies > args.above  # imaginary modes: 0 here, so left out
     activities = None if result.raman_activities is None else result.raman_activities[keep]
     write_modes(folder / "modes.csv", result.frequencies[keep], result.intensities[keep], activities)
-    return result.frequencies[keep], result.intensities[keep]
+    return Sticks(result.frequencies[keep], result.intensities[keep], activities)
 
 
 def minimise(atoms: Atoms, model, args) -> None:
@@ -165,8 +166,10 @@ def write_modes(path: Path, frequencies, intensities, raman=None) -> None:
             writer.writerow([f"{f:.3f}", f"{i:.6g}"] + ([f"{raman[k]:.6g}"] if raman is not None else []))
 
 
-def read_modes(path) -> tuple[np.ndarray, np.ndarray]:
-    """(frequencies, intensities) of a modes.csv; InputError naming the file and column."""
+def read_modes(path) -> "Sticks":
+    """The modes of a modes.csv (with Raman activities if it has the column); InputError naming the file and column."""
+    from equiprop.spectra.plot import Sticks
+
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
@@ -175,8 +178,9 @@ def read_modes(path) -> tuple[np.ndarray, np.ndarray]:
     for column in ("freq_cm", "ir_intensity"):
         if not rows or column not in rows[0]:
             raise InputError(f"{path}: no column {column!r} (expected freq_cm, ir_intensity)")
+    columns = ("freq_cm", "ir_intensity") + (("raman_activity",) if "raman_activity" in rows[0] else ())
     try:
-        return tuple(np.array([float(row[c]) for row in rows]) for c in ("freq_cm", "ir_intensity"))
+        return Sticks(*(np.array([float(row[c]) for row in rows]) for c in columns))
     except ValueError as error:
         raise InputError(f"{path}: not a number ({error})") from None
 

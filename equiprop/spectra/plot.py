@@ -1,38 +1,58 @@
 """Spectrum figures: sticks and their broadened envelope, optionally above a reference (PNG)."""
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from equiprop.spectra.harmonic import broadened
 
 
-def plot_harmonic(path, frequencies, intensities, width: float = 20.0, label: str = "model",
-                  reference: tuple[np.ndarray, np.ndarray] | None = None, reference_label: str = "reference") -> None:
-    """IR sticks (cm^-1, (D/A)^2/amu) broadened by Lorentzians of FWHM ``width``; a reference is drawn mirrored below."""
+@dataclass
+class Sticks:
+    """Harmonic modes to draw: frequencies [n] (cm^-1), IR intensities [n] ((D/A)^2/amu), Raman activities [n] (A^4/amu)."""
+
+    frequencies: np.ndarray
+    intensities: np.ndarray
+    raman: np.ndarray | None = None
+
+
+def plot_harmonic(path, model: Sticks, width: float = 20.0, label: str = "model",
+                  reference: Sticks | None = None, reference_label: str = "reference") -> None:
+    """IR sticks broadened by Lorentzians of FWHM ``width`` (cm^-1), a reference mirrored below; with the
+    model's Raman activities a second panel draws those (and the reference's, if it has them) alike."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    top = max(float(np.max(frequencies, initial=0.0)), float(np.max(reference[0], initial=0.0)) if reference else 0.0)
+    top = max(float(np.max(model.frequencies, initial=0.0)),
+              float(np.max(reference.frequencies, initial=0.0)) if reference else 0.0)
     grid = np.linspace(0.0, 1.1 * top + 200.0, 4000)
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    curves = [(frequencies, intensities, 1.0, label, "C0")]
-    if reference is not None:
-        curves.append((reference[0], reference[1], -1.0, reference_label, "C3"))
-    for freq, inten, sign, name, color in curves:
-        ax.plot(grid, sign * broadened(freq, inten, grid, width) * np.pi * width / 2, color=color, label=name)
-        ax.vlines(freq, 0.0, sign * inten, color=color, alpha=0.5, linewidth=1)
-    ax.axhline(0.0, color="black", linewidth=0.5)
-    ax.set_xlabel("wavenumber (cm$^{-1}$)")
-    ax.set_ylabel("IR intensity ((D/Å)$^2$/amu)")
-    ax.set_title(f"harmonic IR: sticks, and Lorentzians of FWHM {width:g} cm$^{{-1}}$ peaking at their stick", fontsize=9)
-    ax.legend(frameon=False)
+    panels = [("intensities", "IR intensity ((D/Å)$^2$/amu)")]
+    if model.raman is not None:
+        panels.append(("raman", "Raman activity (Å$^4$/amu)"))
+    fig, axes = plt.subplots(len(panels), 1, figsize=(7, 3.5 * len(panels)), sharex=True, squeeze=False)
+    for ax, (field, ylabel) in zip(axes[:, 0], panels):
+        curves = [(model, 1.0, label, "C0"), (reference, -1.0, reference_label, "C3")]
+        for sticks, sign, name, color in curves:
+            if sticks is None or getattr(sticks, field) is None:
+                continue
+            heights = np.nan_to_num(getattr(sticks, field))
+            ax.plot(grid, sign * broadened(sticks.frequencies, heights, grid, width) * np.pi * width / 2,
+                    color=color, label=name)
+            ax.vlines(sticks.frequencies, 0.0, sign * heights, color=color, alpha=0.5, linewidth=1)
+        ax.axhline(0.0, color="black", linewidth=0.5)
+        ax.set_ylabel(ylabel)
+        ax.legend(frameon=False)
+    axes[-1, 0].set_xlabel("wavenumber (cm$^{-1}$)")
+    axes[0, 0].set_title(f"harmonic: sticks, and Lorentzians of FWHM {width:g} cm$^{{-1}}$ peaking at their stick",
+                         fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=150)
     plt.close(fig)
 
 
-def plot_dynamics(path, ir, vdos, sticks: tuple[np.ndarray, np.ndarray] | None = None, title: str = "",
+def plot_dynamics(path, ir, vdos, sticks: Sticks | None = None, title: str = "",
                   raman=None) -> None:
     """Panels: the MD IR spectrum (with harmonic ``sticks`` on a second axis), the (isotropic, anisotropic)
     ``raman`` spectra if given, and the density of states."""
@@ -55,7 +75,7 @@ def plot_dynamics(path, ir, vdos, sticks: tuple[np.ndarray, np.ndarray] | None =
     upper.set_ylabel("IR ((D/Å)$^2$/amu per cm$^{-1}$)")
     if sticks is not None:
         harmonic = upper.twinx()
-        harmonic.vlines(sticks[0], 0.0, sticks[1], color="C3", alpha=0.7, label="harmonic")
+        harmonic.vlines(sticks.frequencies, 0.0, sticks.intensities, color="C3", alpha=0.7, label="harmonic")
         harmonic.set_ylabel("harmonic ((D/Å)$^2$/amu)", color="C3")
         harmonic.set_ylim(bottom=0.0)
     keep = vdos.wavenumbers <= top
