@@ -69,6 +69,8 @@ def main() -> None:
     parser.add_argument("--distances", default="2.9,3.2,3.6,4.0,4.5,5.0,5.5,6.0,7.0,8.0,10.0")
     parser.add_argument("--first", type=int, default=3, help="atoms of the first molecule")
     parser.add_argument("--charges", default="0,0", help="total charges of the two molecules")
+    parser.add_argument("--float64", action="store_true",
+                        help="evaluate the models in float64: float32 totals of ~4000 eV round the difference to ~0.2 meV")
     parser.add_argument("--second-charge", action="store_true", help="also each model's charge on the second molecule")
     args = parser.parse_args()
     first = args.first
@@ -78,8 +80,10 @@ def main() -> None:
     columns = {}
     for path in args.checkpoint:
         from equiprop import EquipropCalculator
+        from equiprop.models.checkpoint import load_model
 
-        calculator = EquipropCalculator(path)
+        model = load_model(path)
+        calculator = EquipropCalculator(model.double() if args.float64 else model)
 
         def energy(atoms, calculator=calculator):
             atoms = atoms.copy()

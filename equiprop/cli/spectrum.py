@@ -15,7 +15,7 @@ from equiprop.models.checkpoint import load_model
 
 
 def add_commands(commands) -> None:
-    parser = commands.add_parser("spectrum", help="vibrational spectra from a model: harmonic IR")
+    parser = commands.add_parser("spectrum", help="vibrational spectra: harmonic IR and Raman from a model (beside PBE0), IR and Raman from MD")
     kinds = parser.add_subparsers(dest="kind", required=True)
     harmonic = kinds.add_parser(
         "harmonic", help="optimise (BFGS), then frequencies, normal modes and IR intensities by autograd",
