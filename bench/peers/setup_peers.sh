@@ -2,6 +2,8 @@
 # Create one virtual environment per peer library (idempotent):
 #   bench/.venvs/schnetpack   torch==2.13.0 (CPU) + schnetpack==2.1.1
 #   bench/.venvs/mace         torch==2.13.0 (CPU) + mace-torch==0.3.16 (pins e3nn 0.4.4)
+#   bench/.venvs/nequip       torch==2.13.0 (CPU) + nequip==0.19.1        (issue 23; not yet run by bench/run.py)
+#   bench/.venvs/pyg          torch==2.13.0 (CPU) + torch_geometric==2.8.1 (DimeNet++; issue 23, idem)
 #
 # torch is installed first, then the peer with torch held at the installed
 # version by a constraints file, so pip never fetches a (multi-GB) CUDA build.
@@ -17,7 +19,7 @@
 # private name torch 2.13 no longer has; the import check (and run_schnetpack.py)
 # defines it before importing schnetpack.
 #
-# Usage: bash bench/peers/setup_peers.sh [schnetpack|mace ...]   (default: both)
+# Usage: bash bench/peers/setup_peers.sh [schnetpack|mace|nequip|pyg ...]   (default: schnetpack mace)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -33,6 +35,8 @@ SCHNETPACK_DEPS=(
   "tensorboard>=2.17.1" "tensorboardX>=2.6.2.2" tqdm pre-commit black protobuf
 )
 MACE_SPEC="mace-torch==0.3.16"
+NEQUIP_SPEC="nequip==0.19.1"
+PYG_SPEC="torch_geometric==2.8.1"
 
 install_torch() {  # $1: venv; writes $1/torch-constraint.txt holding torch at what got installed
   local venv="$1"
@@ -53,6 +57,35 @@ install_mace() {
   local venv="$1"
   install_torch "$venv"
   "$venv/bin/pip" install -c "$venv/torch-constraint.txt" "$MACE_SPEC"
+}
+
+install_nequip() {
+  local venv="$1"
+  install_torch "$venv"
+  "$venv/bin/pip" install -c "$venv/torch-constraint.txt" "$NEQUIP_SPEC"
+}
+
+install_pyg() {
+  local venv="$1"
+  install_torch "$venv"
+  "$venv/bin/pip" install -c "$venv/torch-constraint.txt" "$PYG_SPEC" scipy sympy  # DimeNet's bases need both
+}
+
+check_nequip() {
+  "$1/bin/python" - <<'EOF'
+import importlib.metadata as md
+import torch, nequip
+print("nequip", md.version("nequip"), "torch", torch.__version__)
+EOF
+}
+
+check_pyg() {
+  "$1/bin/python" - <<'EOF'
+import importlib.metadata as md
+import torch
+from torch_geometric.nn.models import DimeNetPlusPlus
+print("torch_geometric", md.version("torch_geometric"), "torch", torch.__version__)
+EOF
 }
 
 check_schnetpack() {
@@ -80,7 +113,9 @@ setup_one() {  # $1: schnetpack | mace
   case "$name" in
     schnetpack) spec="$SCHNETPACK_SPEC" ;;
     mace) spec="$MACE_SPEC" ;;
-    *) echo "unknown peer '$name' (choose: schnetpack mace)" >&2; exit 2 ;;
+    nequip) spec="$NEQUIP_SPEC" ;;
+    pyg) spec="$PYG_SPEC" ;;
+    *) echo "unknown peer '$name' (choose: schnetpack mace nequip pyg)" >&2; exit 2 ;;
   esac
   stamp="$TORCH_SPEC $spec"
   if [[ -f "$venv/.installed" && "$(cat "$venv/.installed")" == "$stamp" ]]; then
