@@ -51,4 +51,6 @@ def test_a_collapse_stops_the_run_and_keeps_what_came_before(tmp_path):
                                       TrajectorySettings(equilibrate_fs=0, production_fs=5), guard=Guard(min_heavy_distance=10))
     assert written == len(frames) == 0 and "heavy atoms" in stopped
     with pytest.raises(ValueError, match="not a multiple"):
-        run_trajectory(dimer, None, frames.append, TrajectorySettings(interval_fs=0.7))
+        TrajectorySettings(interval_fs=0.7)
+    TrajectorySettings(interval_fs=0.3, timestep_fs=0.1)  # 3 steps, though 3 * 0.1 != 0.3 in floats
+    assert main(["md", "m.pt", "water.xyz", "--out", str(tmp_path / "x.xyz"), "--every", "0.7"]) == 2

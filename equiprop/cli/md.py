@@ -43,19 +43,17 @@ def run_md(args) -> int:
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise InputError(f"{out}: exists; pass --overwrite to replace it")
-    if min(args.temperature, args.dt, args.every, args.time) <= 0 or args.equilibrate < 0:
-        raise InputError("--temperature, --dt, --every and --time must be positive, --equilibrate not negative")
-    steps = args.every / args.dt
-    if abs(steps - round(steps)) > 1e-9:
-        raise InputError(f"--every {args.every} fs is not a multiple of --dt {args.dt} fs")
+    try:
+        settings = TrajectorySettings(temperature=args.temperature, equilibrate_fs=args.equilibrate,
+                                      production_fs=args.time, timestep_fs=args.dt, interval_fs=args.every)
+    except ValueError as error:  # --temperature, --equilibrate, --time, --dt, --every
+        raise InputError(f"{error} (--temperature, --equilibrate, --time, --dt, --every)") from None
     atoms = read_structures(args.structure)[0]
     calc = EquipropCalculator(args.checkpoint, device=args.device)
     if args.minimise is not None:
         atoms.calc = calc
         if not BFGS(atoms, logfile=None).run(fmax=args.minimise, steps=1000):
             raise InputError(f"{args.structure}: BFGS did not reach --minimise {args.minimise} eV/A in 1000 steps")
-    settings = TrajectorySettings(temperature=args.temperature, equilibrate_fs=args.equilibrate,
-                                  production_fs=args.time, timestep_fs=args.dt, interval_fs=args.every)
     temperatures = []
     with open(out, "w") as handle:
         def write(frame):

@@ -37,6 +37,15 @@ class TrajectorySettings:
     interval_fs: float = 1.0  # between written frames: above 16,000 cm^-1 Nyquist
     friction_per_fs: float = 0.01
 
+    def __post_init__(self):
+        if min(self.temperature, self.timestep_fs, self.interval_fs, self.production_fs) <= 0 or self.equilibrate_fs < 0:
+            raise ValueError("the temperature, time step, frame interval and production time must be positive, "
+                             "the equilibration not negative")
+        steps = self.interval_fs / self.timestep_fs
+        if abs(steps - round(steps)) > 1e-9:
+            raise ValueError(f"the frame interval {self.interval_fs} fs is not a multiple of the "
+                             f"{self.timestep_fs} fs time step")
+
 
 def run_trajectory(atoms: Atoms, calc, write: Callable[[Atoms], None], settings: TrajectorySettings = TrajectorySettings(),
                    seed: int = 0, guard: Guard = Guard()) -> tuple[int, str | None]:
@@ -45,9 +54,6 @@ def run_trajectory(atoms: Atoms, calc, write: Callable[[Atoms], None], settings:
     Returns (frames written, why the run stopped early or None).
     """
     every = _steps(settings.interval_fs, settings)
-    if every * settings.timestep_fs != settings.interval_fs:
-        raise ValueError(f"the frame interval {settings.interval_fs} fs is not a multiple of the "
-                         f"{settings.timestep_fs} fs time step")
     atoms.calc = calc
     thermalize_momenta(atoms, temperature_K=settings.temperature, rng=np.random.default_rng(seed))
     Stationary(atoms)
