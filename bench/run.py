@@ -1,4 +1,4 @@
-"""Side-by-side benchmark: equiprop against schnetpack and MACE, in one run on one machine.
+"""Side-by-side benchmark: equiprop against schnetpack, MACE, NequIP and DimeNet++, in one run on one machine.
 
 ``.venv/bin/python bench/run.py --budget 300 [--setup] [--scaling]`` writes the
 split, trains every model for the same time budget on it (each in its own
@@ -49,6 +49,9 @@ JOBS = [
     ("schnetpack PaiNN", "schnetpack", "bench/peers/run_schnetpack.py", ["--model", "painn", "--interactions", "3"]),
     ("schnetpack SO3net (lmax 2)", "schnetpack", "bench/peers/run_schnetpack.py", ["--model", "so3net", "--interactions", "3", "--lmax", "2"]),
     ("MACE EnergyDipolesMACE", "mace", "bench/peers/run_mace.py", ["--interactions", "2", "--targets", "energy,forces,dipole"]),
+    ("NequIP", "nequip", "bench/peers/run_nequip.py", ["--interactions", "3", "--targets", "energy,forces"]),
+    # DimeNet++ (torch_geometric) on graphs and triplets computed once per structure (bench/peers/run_dimenet.py)
+    ("DimeNet++", "pyg", "bench/peers/run_dimenet.py", ["--interactions", "3"]),
 ]
 ERRORS = [("charges_e", "charges (e)", 1.0), ("dipole_eA", "dipole (me*A)", 1000.0),
           ("energy_meV_per_atom", "energy (meV/atom)", 1.0), ("forces_meV_per_A", "forces (meV/A)", 1.0)]

@@ -2,8 +2,8 @@
 # Create one virtual environment per peer library (idempotent):
 #   bench/.venvs/schnetpack   torch==2.13.0 (CPU) + schnetpack==2.1.1
 #   bench/.venvs/mace         torch==2.13.0 (CPU) + mace-torch==0.3.16 (pins e3nn 0.4.4)
-#   bench/.venvs/nequip       torch==2.13.0 (CPU) + nequip==0.19.1        (issue 23; not yet run by bench/run.py)
-#   bench/.venvs/pyg          torch==2.13.0 (CPU) + torch_geometric==2.8.1 (DimeNet++; issue 23, idem)
+#   bench/.venvs/nequip       torch==2.13.0 (CPU) + nequip==0.19.1        (issue 23; run_nequip.py)
+#   bench/.venvs/pyg          torch==2.13.0 (CPU) + torch_geometric==2.8.1 (issue 23; run_dimenet.py, DimeNet++)
 #
 # torch is installed first, then the peer with torch held at the installed
 # version by a constraints file, so pip never fetches a (multi-GB) CUDA build.
@@ -37,6 +37,7 @@ SCHNETPACK_DEPS=(
 MACE_SPEC="mace-torch==0.3.16"
 NEQUIP_SPEC="nequip==0.19.1"
 PYG_SPEC="torch_geometric==2.8.1"
+PYG_STAMP="$PYG_SPEC scipy sympy ase"  # what install_pyg installs (a change reinstalls)
 
 install_torch() {  # $1: venv; writes $1/torch-constraint.txt holding torch at what got installed
   local venv="$1"
@@ -68,7 +69,8 @@ install_nequip() {
 install_pyg() {
   local venv="$1"
   install_torch "$venv"
-  "$venv/bin/pip" install -c "$venv/torch-constraint.txt" "$PYG_SPEC" scipy sympy  # DimeNet's bases need both
+  # DimeNet's bases need scipy and sympy; run_dimenet.py reads the split with ASE
+  "$venv/bin/pip" install -c "$venv/torch-constraint.txt" "$PYG_SPEC" scipy sympy ase
 }
 
 check_nequip() {
@@ -114,7 +116,7 @@ setup_one() {  # $1: schnetpack | mace
     schnetpack) spec="$SCHNETPACK_SPEC" ;;
     mace) spec="$MACE_SPEC" ;;
     nequip) spec="$NEQUIP_SPEC" ;;
-    pyg) spec="$PYG_SPEC" ;;
+    pyg) spec="$PYG_STAMP" ;;
     *) echo "unknown peer '$name' (choose: schnetpack mace nequip pyg)" >&2; exit 2 ;;
   esac
   stamp="$TORCH_SPEC $spec"
