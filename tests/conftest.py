@@ -77,6 +77,7 @@ def make_model(kind: str, dtype=torch.float64, seed: int = 0, **overrides):
     model = equiprop.SchNet(**args) if kind == "schnet" else equiprop.SO3Net(**{"lmax": 2, **args})
     with torch.no_grad():  # non-zero energy references and scale, so they are tested too
         model.element_energies.copy_(torch.tensor([-0.3, -1.2], dtype=dtype))
+        model.charge_energies.copy_(torch.tensor([0.7, 1.9], dtype=dtype))
         model.energy_scale.fill_(0.5)
         spread = model.charge_spread.head if model.charge_spread is not None else None
         for head in (model.charge_head, model.energy_head, spread):  # heads start at zero: make them random

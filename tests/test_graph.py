@@ -10,7 +10,7 @@ from conftest import periodic_water, water_cluster
 from equiprop.data import LabelKeys, TypeMap, atoms_to_graph, collate, read_labels
 from equiprop.keys import Property
 from equiprop.nn import edge_vectors
-from equiprop.models.normalization import element_counts, fit_element_energies
+from equiprop.models.normalization import charge_columns, element_counts, fit_element_energies, fit_references
 
 TYPES = TypeMap(("H", "O"))
 
@@ -94,6 +94,23 @@ def test_fit_element_energies():
     fitted = fit_element_energies(water_only, water_only @ references)
     assert np.isclose(2 * fitted[0] + fitted[1], 2 * references[0] + references[1])
     assert np.linalg.norm(fitted) < np.linalg.norm(references)  # the minimum-norm solution
+
+
+def test_charge_references_take_each_ions_offset_with_the_neutral_gauge():
+    """H3O+ and OH- clusters differ from water by one hydrogen each (n_H - 2 n_O = Q), so no element
+    energies hold both offsets; the charge references do, and the elements keep the neutral fit."""
+    e_h, e_o, plus, minus = -13.6, -2041.0, -7.2, 15.9  # eV; made-up offsets of one sign each
+    counts = np.array([[2 * n + q, n] for n in (1, 2, 3, 4) for q in (0, 1, -1)])  # [n_frames, (H, O)]
+    charge = counts[:, 0] - 2 * counts[:, 1]
+    energies = counts @ [e_h, e_o] + charge_columns(charge) @ [plus, minus]
+    elements, charges = fit_references(counts, charge, energies)
+    neutral_only = fit_element_energies(counts[charge == 0], energies[charge == 0])
+    assert np.allclose(elements, neutral_only)  # the gauge: the neutral frames' minimum-norm fit
+    assert np.allclose(counts @ elements + charge_columns(charge) @ charges, energies)  # every frame exact
+    assert np.allclose(charges, [plus + e_h - elements[0], minus - e_h + elements[0]])  # up to the H gauge
+    alone, *_ = fit_references(counts[charge == 0], charge[charge == 0], energies[charge == 0])
+    assert np.allclose(alone, neutral_only)
+    assert np.allclose(fit_references(counts[charge == 0], charge[charge == 0], energies[charge == 0])[1], 0.0)
 
 
 def test_unpaired_graphs_batch_without_the_pair_flag():

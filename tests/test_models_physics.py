@@ -276,3 +276,19 @@ def test_large_structures_checkpointing_gives_the_same_forces(monkeypatch):
     saved = model.predict([frame])
     assert_close(saved["forces"][0], plain["forces"][0], torch.float64)
     assert_close(saved["energy"], plain["energy"], torch.float64)
+
+
+@pytest.mark.parametrize("kind", ["schnet", "so3net"])
+def test_charge_references_are_fitted_and_added_per_unit_of_total_charge(kind):
+    """With the energy as the only target the total charge enters through the charge references alone."""
+    model = make_model(kind, targets=["energy"])
+    frames = []
+    for total in (0, 1, -1, 2):
+        frame = water_cluster(2, seed=5)
+        frame.info["charge"] = total
+        frames.append(frame)
+    energies = model.predict(frames)["energy"]
+    assert energies[1:] - energies[0] == pytest.approx([0.7, 1.9, 1.4], abs=1e-10)
+    labels = np.array([-10.0, -17.0, -2.0, -24.0])  # eV: +1 costs -7 eV, -1 +8 eV (the +2 frame on the line)
+    model.fit_energy_references(frames, labels)
+    assert model.charge_energies.tolist() == pytest.approx([-7.0, 8.0])

@@ -17,7 +17,7 @@ from equiprop.nn.repulsion import PairRepulsion
 from equiprop.nn.readout import (ChargeSpread, PolarizabilityReadout, ScalarReadout, centered_positions,
                                  constrain_charges, point_quadrupoles)
 from equiprop.nn.scatter import scatter_sum
-from equiprop.models.normalization import atomic_energy_scale, element_counts, fit_element_energies
+from equiprop.models.normalization import atomic_energy_scale, charge_columns, element_counts, fit_references, total_charges
 
 
 SPREADS = ("uniform", "learned")  # charge_spread: how the charge constraint distributes the excess
@@ -36,7 +36,8 @@ class AtomisticModel(nn.Module):
     """Base of the equiprop models. Outputs are keyed by :class:`equiprop.keys.Property`.
 
     Buffers stored with the weights: ``element_energies [n_types]`` (eV, the
-    per-element reference energies added to every atom's energy) and
+    per-element reference energies added to every atom's energy), ``charge_energies [2]``
+    (eV per unit of positive and of negative total charge, added to every charged structure's) and
     ``energy_scale`` (eV, multiplies the network's atomic energy). With
     ``repulsion`` (``"O-O:2.3"``) a switched ZBL pair energy is added to the
     network's (:class:`equiprop.nn.repulsion.PairRepulsion`).
@@ -88,6 +89,7 @@ class AtomisticModel(nn.Module):
         self.electrostatics = DampedMultipoles() if electrostatics != "none" else None
         self.multipole_electrostatics = electrostatics == "multipole"  # atomic dipoles and quadrupoles too
         self.register_buffer("element_energies", torch.zeros(len(self.type_map)))
+        self.register_buffer("charge_energies", torch.zeros(2))
         self.register_buffer("energy_scale", torch.tensor(1.0))
 
     @property
@@ -96,18 +98,20 @@ class AtomisticModel(nn.Module):
         return Property.DIPOLE in self.targets or Property.DIPOLE_MAGNITUDE in self.targets
 
     def fit_energy_references(self, frames, energies, scale: bool = True) -> None:
-        """Set ``element_energies`` by least squares on training ``frames`` and their ``energies`` (eV).
+        """Set ``element_energies`` and ``charge_energies`` by least squares on training ``frames`` and their ``energies`` (eV).
 
         With ``scale``, ``energy_scale`` becomes the RMS per-atom residual, so the
         network learns a target of order one. See
-        :func:`equiprop.models.normalization.fit_element_energies`.
+        :func:`equiprop.models.normalization.fit_references`.
         """
-        counts = element_counts(frames, self.type_map)
-        references = fit_element_energies(counts, energies)
+        counts, charges = element_counts(frames, self.type_map), total_charges(frames)
+        references, charge_energies = fit_references(counts, charges, energies)
         with torch.no_grad():
             self.element_energies.copy_(torch.as_tensor(references))
+            self.charge_energies.copy_(torch.as_tensor(charge_energies))
             if scale:
-                self.energy_scale.fill_(atomic_energy_scale(counts, energies, references))
+                offsets = charge_columns(charges) @ charge_energies
+                self.energy_scale.fill_(atomic_energy_scale(counts, energies, references, offsets))
 
     @property
     def needs_atomic_dipoles(self) -> bool:
@@ -201,6 +205,8 @@ class AtomisticModel(nn.Module):
             if references:
                 atomic = atomic + self.element_energies[batch.types]
             out[Property.ENERGY] = scatter_sum(atomic, batch.structure, batch.n_structures)
+            if references:
+                out[Property.ENERGY] = out[Property.ENERGY] + self._charge_reference(batch)
             if self.repulsion is not None:
                 lengths = torch.linalg.vector_norm(vectors, dim=1)
                 out[Property.ENERGY] = out[Property.ENERGY] + self.repulsion(
@@ -213,8 +219,14 @@ class AtomisticModel(nn.Module):
         return out
 
     def reference_energy(self, batch: GraphBatch) -> torch.Tensor:
-        """Sum of the element reference energies per structure ``[n_structures]`` (eV)."""
-        return scatter_sum(self.element_energies[batch.types], batch.structure, batch.n_structures)
+        """The reference energy per structure ``[n_structures]`` (eV): its element energies and its charge's."""
+        elements = scatter_sum(self.element_energies[batch.types], batch.structure, batch.n_structures)
+        return elements + self._charge_reference(batch)
+
+    def _charge_reference(self, batch: GraphBatch) -> torch.Tensor:
+        """``charge_energies`` times the positive and negative parts of each total charge, ``[n_structures]``."""
+        charge = batch.total_charge.to(self.charge_energies.dtype)
+        return self.charge_energies[0] * charge.clamp(min=0) + self.charge_energies[1] * (-charge).clamp(min=0)
 
     def _charges(self, scalars: torch.Tensor, batch: GraphBatch) -> torch.Tensor:
         charges = self.charge_head(scalars)  # [n_atoms]

@@ -132,8 +132,11 @@ def model_from_checkpoint(payload: dict, source="checkpoint", device="cpu"):
     if cls is None:
         raise InputError(f"{source}: unknown model {payload['model']!r}; known: {sorted(MODEL_CLASSES)}")
     model = cls(**payload["hparams"])
+    state = dict(payload["state_dict"])
+    # written before the charge references existed (2026-12-07): those models had none, i.e. zero
+    state.setdefault("charge_energies", torch.zeros_like(model.charge_energies))
     try:
-        model.load_state_dict(payload["state_dict"])
+        model.load_state_dict(state)
     except RuntimeError as error:
         first = str(error).splitlines()[0:2]
         raise InputError(f"{source}: weights do not fit a {payload['model']} model ({' '.join(first)})") from None

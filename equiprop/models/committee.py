@@ -49,6 +49,10 @@ class Committee(nn.Module):
         """``[n_types]`` eV; the members share them (fitted on the same training split)."""
         return self.members[0].element_energies
 
+    def reference_energy(self, batch: GraphBatch) -> torch.Tensor:
+        """Member 0's reference energy per structure ``[n_structures]`` (eV; the members share their references)."""
+        return self.members[0].reference_energy(batch)
+
     def __len__(self) -> int:
         return len(self.members)
 

@@ -8,7 +8,6 @@ import torch
 from ase.units import kcal, mol
 
 from equiprop.keys import Property
-from equiprop.nn.scatter import scatter_sum
 from equiprop.train.data import LabelledSet, batch_order, make_batch
 from equiprop.train.losses import residuals
 from equiprop.train.metrics import ErrorSums
@@ -69,8 +68,8 @@ def evaluate(model, data: LabelledSet, batch_size: int = 32) -> Evaluation:
         sums.add(residuals(pred, labels, batch))
         for prop in targets:
             ref, out = labels[prop], pred[prop]
-            if prop is Property.ENERGY:  # per atom, minus the fitted element references
-                offset = scatter_sum(model.element_energies[batch.types], batch.structure, batch.n_structures)
+            if prop is Property.ENERGY:  # per atom, minus the fitted element (and charge) references
+                offset = model.reference_energy(batch)
                 predicted_totals.append(out.double().cpu().numpy())
                 ref, out = (ref - offset) / batch.n_atoms, (out - offset) / batch.n_atoms
             pairs[prop][0].append(ref.cpu().numpy().ravel())

@@ -43,13 +43,14 @@ def transformed(atoms: Atoms, rng: np.random.Generator) -> tuple[Atoms, np.ndarr
 
 
 def without_energy_references(model: torch.nn.Module) -> torch.nn.Module:
-    """A copy of ``model`` (or of every committee member) whose element reference energies are zero."""
+    """A copy of ``model`` (or of every committee member) whose element and charge reference energies are zero."""
     bare = copy.deepcopy(model)
     with torch.no_grad():
         for module in bare.modules():
-            references = getattr(module, "element_energies", None)
-            if isinstance(references, torch.Tensor):
-                references.zero_()
+            for name in ("element_energies", "charge_energies"):
+                references = getattr(module, name, None)
+                if isinstance(references, torch.Tensor):
+                    references.zero_()
     return bare
 
 
