@@ -4,6 +4,7 @@ Run in the project's venv: ``python bench/equiprop_bench.py --model so3net --spl
 """
 
 import argparse
+from dataclasses import replace
 import json
 import os
 import resource
@@ -26,7 +27,7 @@ from equiprop.train.config import TrainConfig
 from equiprop.train.data import batch_order, labelled_set, make_batch
 from equiprop.train.evaluate import evaluate, predictions
 from equiprop.train.loop import Trainer
-from equiprop.train.prepare import build_model, fit_normalization, mean_neighbors
+from equiprop.train.prepare import Splits, build_model, fit_normalization, mean_neighbors, resolved_electrostatics
 
 NAMES = {"charges": "charges_e", "dipole": "dipole_eA", "energy": "energy_meV_per_atom", "forces": "forces_meV_per_A",
          "dipole_magnitude": "dipole_magnitude_eA"}
@@ -40,6 +41,7 @@ def parse_args():
     # default_lr None: TrainConfig's per-model default (train/config.py DEFAULT_LR)
     parser = build_parser(__doc__, ["so3net", "schnet"], default_lr=None, default_grad_clip=10.0)
     parser.add_argument("--sh-lmax", type=int, default=None, help="equiprop train --sh-lmax (so3net; default: --lmax)")
+    parser.add_argument("--electrostatics", default="auto", help="equiprop train --electrostatics (default: auto, as a user gets)")
     parser.add_argument("--compile", action="store_true", help="equiprop train --compile (compile time counts in the budget)")
     parser.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
                         help="equiprop train --(no-)cuda-graphs (default: on where possible; recording counts in the budget)")
@@ -68,13 +70,14 @@ def main():
                          max_time=args.budget, early_stopping=100000, lr=args.lr, grad_clip=args.grad_clip or 1e30,
                          **recipe_settings(args),
                          device=args.device, seed=args.seed, compile=args.compile, cuda_graphs=args.cuda_graphs,
-                         **weights)
+                         electrostatics=args.electrostatics, **weights)
     keys = LabelKeys(energy=args.energy_key, dipole=args.dipole_key, charges=args.charges_key, forces=args.forces_key,
                      dipole_magnitude=args.dipole_magnitude_key)
     frames = {name: ase.io.read(Path(args.split_dir) / f"{name}.xyz", ":") for name in ("train", "val", "test")}
     symbols = {s for part in frames.values() for atoms in part for s in atoms.get_chemical_symbols()}
     type_map = TypeMap(tuple(sorted(symbols, key=atomic_numbers.get)))
     sets = {name: labelled_set(part, targets, keys, type_map, args.cutoff, name) for name, part in frames.items()}
+    config = replace(config, electrostatics=resolved_electrostatics(config, Splits(**sets, type_map=type_map)))
     torch.manual_seed(args.seed)
     model = build_model(config, type_map, mean_neighbors(sets["train"])).to(args.device)
     scales = fit_normalization(model, sets["train"])
@@ -106,6 +109,7 @@ def main():
         "val_loss": progress.best_val if args.recipe == "shared" else last_val,  # the tested weights' (the peers' loss)
         "steps": progress.step, "host": {"loadavg_1min_end": os.getloadavg()[0], "threads": torch.get_num_threads()},
         "settings": {"recipe": args.recipe, "lr": config.lr, "grad_clip": args.grad_clip, "seed": args.seed,
+                     "electrostatics": config.electrostatics,
                      "weights": WEIGHTS[args.recipe], **recipe_settings(args)},
     }
     if trainer.graphs is not None:
