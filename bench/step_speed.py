@@ -1,6 +1,7 @@
 """Training-step throughput of SO3Net/SchNet on the shipped data (energy, forces, dipole, charges).
 
-``.venv/bin/python bench/step_speed.py [--model so3net] [--lmax 2] [--sh-lmax L] [--features 32] [--interactions 3]``:
+``.venv/bin/python bench/step_speed.py [--model so3net] [--lmax 2] [--sh-lmax L] [--features 32] [--interactions 3]
+[--electrostatics multipole]``:
 10 batches of 16 structures, one untimed pass, then ``--repeats`` timed passes with and without
 forces; prints their median, or with ``--statistic best`` the fastest (this machine's
 run-to-run noise is about 15% for a single pass and drifts by up to 30% over minutes: compare
@@ -30,6 +31,8 @@ def main():
     p.add_argument("--features", type=int, default=32)
     p.add_argument("--interactions", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--electrostatics", choices=["none", "coulomb", "multipole"], default="none",
+                   help="the energy's electrostatic term (equiprop train's auto gives multipole for this model)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--statistic", choices=["median", "best"], default="median")
     p.add_argument("--edges", choices=["paired", "unpaired", "alternate"], default="paired",
@@ -44,7 +47,7 @@ def main():
     torch.set_flush_denormal(True)
     torch.manual_seed(0)
     common = dict(elements=["H", "O"], cutoff=4.0, features=args.features, interactions=args.interactions,
-                  targets=["charges", "dipole", "energy"])
+                  targets=["charges", "dipole", "energy"], electrostatics=args.electrostatics)
     model = equiprop.SO3Net(lmax=args.lmax, sh_lmax=args.sh_lmax, **common) if args.model == "so3net" else equiprop.SchNet(**common)
     frames = datasets.water_pbe0()[:160]
     graphs = frames_to_graphs(frames, model.type_map, model.cutoff)
@@ -75,7 +78,8 @@ def main():
             for name, batches in (list(variants.items()) if k % 2 == 0 else reversed(variants.items())):
                 rates[name].append(one_pass(batches, forces))
         for name, values in rates.items():
-            print(f"{args.model} params {params}, {name} edges, {'with' if forces else 'without'} forces: "
+            print(f"{args.model} params {params}, electrostatics {args.electrostatics}, {name} edges, "
+                  f"{'with' if forces else 'without'} forces: "
                   f"{summary(values):.0f} structures/s ({args.statistic} of {args.repeats}, allocator {args.allocator})")
 
 
