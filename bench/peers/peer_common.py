@@ -1,4 +1,4 @@
-"""Shared, library-agnostic parts of the peer benchmarks (run_schnetpack.py, run_mace.py).
+"""Shared, library-agnostic parts of the peer benchmarks (run_schnetpack.py, run_mace.py, run_nequip.py, run_dimenet.py).
 
 Only needs numpy, torch and ase, which every peer venv has. It provides the
 command line, reading the split folder, training-set statistics, the loss
@@ -407,6 +407,53 @@ def measure_inference(batches: list, forward: Callable, n_structures: int, n_ato
         "passes": passes,
         "seconds": elapsed,
     }
+
+
+# ----------------------------------------------------------------------------- training and testing
+
+
+@dataclass
+class Outcome:
+    """What :func:`train_and_test` gives back for the report."""
+
+    model: torch.nn.Module  # the tested weights (the recipe's final model)
+    recipe: Recipe
+    log: TrainLog
+    test_mae: dict
+    val_mae: dict
+    inference: dict
+    val_loss: float
+
+
+def train_and_test(args, model, optimizer, items: dict[str, list], collate: Callable[[list], object], step: Callable,
+                   make_predict: Callable, make_forward: Callable, scales: dict, weights: dict, targets: list[str],
+                   test_atoms: int) -> Outcome:
+    """The loop every peer with per-structure items shares: train for the budget under the recipe, then test.
+
+    ``items``: each split's prepared structures; ``collate(list)`` makes a batch of them (shuffled for
+    training, in order for validation and testing, made once); ``step(batch)`` as in
+    :func:`train_for_budget`; ``make_predict(model)`` gives the predictor of :func:`evaluate`,
+    ``make_forward(model)`` the inference call :func:`measure_inference` times (the model in eval mode).
+    """
+    rng = np.random.default_rng(args.seed)
+    train = items["train"]
+
+    def epoch_batches():
+        for idx in batch_indices(len(train), args.batch_size, rng):
+            yield collate([train[i] for i in idx])
+
+    def fixed_batches(part):
+        return [collate([part[i] for i in idx]) for idx in batch_indices(len(part), args.batch_size, None)]
+
+    test_batches, val_batches = fixed_batches(items["test"]), fixed_batches(items["val"])
+    recipe = Recipe(model, optimizer, args, lambda m: validation_loss(val_batches, make_predict(m), scales, weights))
+    log = train_for_budget(epoch_batches, step, args.budget, args.warmup_batches, len(train), recipe=recipe)
+    model = recipe.final_model()
+    predict = make_predict(model)
+    test_mae, val_mae = evaluate(test_batches, predict, targets), evaluate(val_batches, predict, targets)
+    model.eval()
+    inference = measure_inference(test_batches, make_forward(model), len(items["test"]), test_atoms, args.inference_seconds)
+    return Outcome(model, recipe, log, test_mae, val_mae, inference, validation_loss(val_batches, predict, scales, weights))
 
 
 # ----------------------------------------------------------------------------- report

@@ -61,18 +61,19 @@ def triplets(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.nda
     return np.concatenate(idx_kj).astype(np.int64), np.concatenate(idx_ji).astype(np.int64)
 
 
-def structure_graph(frame: pc.Frame, cutoff: float) -> dict:
-    """One structure's atoms, edges ``[2, E]`` (j -> i) and triplets, as numpy."""
+def structure_graph(frame: pc.Frame, cutoff: float, stats: pc.TrainStats) -> dict:
+    """One structure's atoms, edges ``[2, E]`` (j -> i), triplets and element reference energy (eV), as numpy."""
     a = frame.atoms
     if a.pbc.any():
         raise SystemExit("run_dimenet.py: periodic structures are not supported (clusters only)")
     first, second = neighbor_list("ij", a, cutoff)  # both directions of every pair
     idx_kj, idx_ji = triplets(second, first)  # edge second -> first: j = second, i = first
     return {"z": a.numbers.astype(np.int64), "pos": a.positions.astype(np.float32),
-            "edge_index": np.stack([second, first]).astype(np.int64), "idx_kj": idx_kj, "idx_ji": idx_ji}
+            "edge_index": np.stack([second, first]).astype(np.int64), "idx_kj": idx_kj, "idx_ji": idx_ji,
+            "offset": sum(stats.element_energies[int(z)] for z in a.numbers)}
 
 
-def collate(items: list[tuple[dict, pc.Frame]], stats: pc.TrainStats, device) -> tuple[dict, dict]:
+def collate(items: list[tuple[dict, pc.Frame]], device) -> tuple[dict, dict]:
     """Concatenated graphs (atom and edge indices offset) and the targets (energy without its references)."""
     atoms = np.cumsum([0] + [len(g["z"]) for g, _ in items])
     edges = np.cumsum([0] + [g["edge_index"].shape[1] for g, _ in items])
@@ -88,7 +89,7 @@ def collate(items: list[tuple[dict, pc.Frame]], stats: pc.TrainStats, device) ->
     frames = [f for _, f in items]
     refs = {}
     if frames[0].energy is not None:
-        offsets = np.array([sum(stats.element_energies[int(z)] for z in f.atoms.numbers) for f in frames])
+        offsets = np.array([g["offset"] for g, _ in items])
         refs["energy"] = np.array([f.energy for f in frames]) - offsets
         refs["energy_total"] = np.array([f.energy for f in frames])
         refs["offsets"] = offsets
@@ -204,7 +205,7 @@ def main(argv=None):
     data = pc.read_split(args.split_dir, args)
     stats = pc.fit_train_stats(data["train"])
     energy_scale = stats.scales["forces"] if "forces" in targets else stats.scales.get("energy", 1.0)
-    prepared = {name: [(structure_graph(f, args.cutoff), f) for f in frames] for name, frames in data.items()}
+    prepared = {name: [(structure_graph(f, args.cutoff, stats), f) for f in frames] for name, frames in data.items()}
     n_out = 2 if {"charges", "dipole"} & set(targets) else 1
     model = Predictor(build_model(args, n_out), targets, energy_scale).to(device)
     n_params = pc.count_parameters(model)
@@ -212,30 +213,13 @@ def main(argv=None):
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     weights = {t: getattr(args, f"{t}_weight") for t in targets}
 
-    rng = np.random.default_rng(args.seed)
-    train_items = prepared["train"]
-
-    def epoch_batches():
-        for idx in pc.batch_indices(len(train_items), args.batch_size, rng):
-            yield collate([train_items[i] for i in idx], stats, device)
-
-    def fixed_batches(items):
-        return [collate([items[i] for i in idx], stats, device) for idx in pc.batch_indices(len(items), args.batch_size, None)]
-
-    test_batches, val_batches = fixed_batches(prepared["test"]), fixed_batches(prepared["val"])
-    recipe = pc.Recipe(model, optimizer, args,
-                       lambda m: pc.validation_loss(val_batches, make_predict(m, targets), stats.scales, weights))
-    log = pc.train_for_budget(epoch_batches, make_step(model, optimizer, stats, weights, args.grad_clip),
-                              args.budget, args.warmup_batches, len(train_items), recipe=recipe)
-    model = recipe.final_model()
-    predict = make_predict(model, targets)
-    test_mae, val_mae = pc.evaluate(test_batches, predict, targets), pc.evaluate(val_batches, predict, targets)
-    model.eval()
-    inference = pc.measure_inference(test_batches, lambda b: model(b[0], create_graph=False), len(data["test"]),
-                                     sum(f.n_atoms for f in data["test"]), args.inference_seconds)
+    done = pc.train_and_test(args, model, optimizer, prepared, lambda items: collate(items, device),
+                             make_step(model, optimizer, stats, weights, args.grad_clip),
+                             lambda m: make_predict(m, targets), lambda m: lambda b: m(b[0], create_graph=False),
+                             stats.scales, weights, targets, sum(f.n_atoms for f in data["test"]))
     report = pc.base_report(
         "torch_geometric", importlib.metadata.version("torch_geometric"), args, targets, data, stats, n_params,
-        log, inference, test_mae, val_mae,
+        done.log, done.inference, done.test_mae, done.val_mae,
         settings={
             "representation": "DimeNetPlusPlus(hidden_channels=%d, num_blocks=%d, int_emb_size=%d, basis_emb_size=8, "
                               "out_emb_channels=%d, num_spherical=7, num_radial=6, envelope_exponent=5)"
@@ -246,11 +230,11 @@ def main(argv=None):
             "energy_output_scale": energy_scale,
             "charges": "per-atom output 1, shifted to sum to 0 per structure" if n_out == 2 else None,
             "dipole": "sum_i q_i r_i (invariant model: no atomic dipoles)" if n_out == 2 else None,
-            "optimizer": "Adam", **recipe.settings(),
+            "optimizer": "Adam", **done.recipe.settings(),
             "loss": "sum_t w_t * mean(((pred_t - ref_t) / scale_t)^2); energy per atom, offsets removed",
         },
     )
-    report["val_loss"] = pc.validation_loss(val_batches, predict, stats.scales, weights)
+    report["val_loss"] = done.val_loss
     pc.write_report(args.out, report)
 
 

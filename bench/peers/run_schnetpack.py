@@ -223,6 +223,8 @@ def make_predict(model, targets):
 
 def make_forward(model):
     """Inference as a user would run it: eval mode, postprocessing on, energy+forces and dipole."""
+    model.do_postprocessing = True
+
     def forward(batch):
         inputs, _ = batch
         out = model(dict(inputs))
@@ -251,34 +253,15 @@ def main(argv=None):
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     weights = {t: getattr(args, f"{t}_weight") for t in targets}
 
-    rng = np.random.default_rng(args.seed)
-    train_items = prepared["train"]
-
-    def epoch_batches():
-        for idx in pc.batch_indices(len(train_items), args.batch_size, rng):
-            yield collate([train_items[i] for i in idx], device)
-
-    def fixed_batches(items):
-        return [collate([items[i] for i in idx], device) for idx in pc.batch_indices(len(items), args.batch_size, None)]
-
-    test_batches, val_batches = fixed_batches(prepared["test"]), fixed_batches(prepared["val"])
-    recipe = pc.Recipe(model, optimizer, args,
-                       lambda m: pc.validation_loss(val_batches, make_predict(m, targets), stats.scales, weights))
-    log = pc.train_for_budget(epoch_batches, make_step(model, optimizer, targets, stats, weights, args.grad_clip),
-                              args.budget, args.warmup_batches, len(train_items), recipe=recipe)
-    model = recipe.final_model()
-    predict = make_predict(model, targets)
-    test_mae = pc.evaluate(test_batches, predict, targets)
-    val_mae = pc.evaluate(val_batches, predict, targets)
-
-    model.eval()
-    model.do_postprocessing = True
-    inference = pc.measure_inference(test_batches, make_forward(model), len(data["test"]),
-                                     sum(f.n_atoms for f in data["test"]), args.inference_seconds)
+    done = pc.train_and_test(args, model, optimizer, prepared, lambda items: collate(items, device),
+                             make_step(model, optimizer, targets, stats, weights, args.grad_clip),
+                             lambda m: make_predict(m, targets), make_forward, stats.scales, weights, targets,
+                             sum(f.n_atoms for f in data["test"]))
+    model = done.model
 
     report = pc.base_report(
         "schnetpack", importlib.metadata.version("schnetpack"), args, targets, data, stats, n_params,
-        log, inference, test_mae, val_mae,
+        done.log, done.inference, done.test_mae, done.val_mae,
         settings={
             "representation": type(model.representation).__name__,
             "lmax": args.lmax if args.model == "so3net" else None,
@@ -289,11 +272,11 @@ def main(argv=None):
             "charges": "DipoleMoment latent charges (correct_charges=True: sum to 0)",
             "dipole": "DipoleMoment(predict_magnitude=%s, use_vector_representation=%s)"
                       % ("dipole_magnitude" in targets, args.model in ("painn", "so3net")),
-            "optimizer": "Adam", **recipe.settings(),
+            "optimizer": "Adam", **done.recipe.settings(),
             "loss": "sum_t w_t * mean(((pred_t - ref_t) / scale_t)^2); energy per atom, offsets removed",
         },
     )
-    report["val_loss"] = pc.validation_loss(val_batches, predict, stats.scales, weights)
+    report["val_loss"] = done.val_loss
     pc.write_report(args.out, report)
 
 
