@@ -108,9 +108,8 @@ def test_charge_references_take_each_ions_offset_with_the_neutral_gauge():
     assert np.allclose(elements, neutral_only)  # the gauge: the neutral frames' minimum-norm fit
     assert np.allclose(counts @ elements + charge_columns(charge) @ charges, energies)  # every frame exact
     assert np.allclose(charges, [plus + e_h - elements[0], minus - e_h + elements[0]])  # up to the H gauge
-    alone, *_ = fit_references(counts[charge == 0], charge[charge == 0], energies[charge == 0])
-    assert np.allclose(alone, neutral_only)
-    assert np.allclose(fit_references(counts[charge == 0], charge[charge == 0], energies[charge == 0])[1], 0.0)
+    alone, no_charges = fit_references(counts[charge == 0], charge[charge == 0], energies[charge == 0])
+    assert np.allclose(alone, neutral_only) and np.allclose(no_charges, 0.0)
 
 
 def test_unpaired_graphs_batch_without_the_pair_flag():
