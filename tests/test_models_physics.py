@@ -129,7 +129,7 @@ def test_periodic_equals_supercell(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("spread", ["uniform", "learned"])
+@pytest.mark.parametrize("spread", ["uniform", "learned", "formal"])
 @pytest.mark.parametrize("total", [0.0, 1.0, -2.0])
 def test_charge_conservation(kind, spread, total, dtype):
     model = make_model(kind, dtype, charge_spread=spread)
@@ -155,12 +155,13 @@ def test_learned_spread_puts_the_excess_by_weight():
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_learned_spread_is_invariant_batched_and_differentiable(kind):
-    """With learned weights (random here) the charges still rotate, batch and give finite-difference forces
-    through the electrostatic energy; and they differ from the even spread."""
+@pytest.mark.parametrize("spread", ["learned", "formal"])
+def test_charge_spreads_are_invariant_batched_and_differentiable(kind, spread):
+    """With learned weights or transfers (random here) the charges still rotate, batch and give finite-difference
+    forces through the electrostatic energy; and they differ from the even spread."""
     import copy
 
-    model = make_model(kind, torch.float64, charge_spread="learned", electrostatics="coulomb",
+    model = make_model(kind, torch.float64, charge_spread=spread, electrostatics="coulomb",
                        targets=["charges", "dipole", "energy"])
     frames = [water_cluster(3, seed=4), water_cluster(2, seed=5)]
     for frame, total in zip(frames, (1.0, -1.0)):
@@ -174,7 +175,7 @@ def test_learned_spread_is_invariant_batched_and_differentiable(kind):
         assert_close(singles[k]["charges"][0], ref["charges"][k], torch.float64)
         assert_close(singles[k]["forces"][0], ref["forces"][k], torch.float64)
     even = copy.deepcopy(model)
-    even.charge_spread = None
+    even.charge_spread = even.formal_charges = None
     assert np.abs(even.predict(frames)["charges"][0] - ref["charges"][0]).max() > 1e-3
     frame, h = frames[0], 1e-5
     moved = frame.copy()

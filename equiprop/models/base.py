@@ -14,13 +14,15 @@ from equiprop.nn.geometry import edge_vectors, strained, stress_from_strain_deri
 from equiprop.nn.precision import as_dtype
 from equiprop.nn.electrostatics import KINDS, DampedMultipoles, fixed_shapes
 from equiprop.nn.repulsion import PairRepulsion
+from equiprop.nn.charge_transfer import FormalCharges, transferred
 from equiprop.nn.readout import (ChargeSpread, PolarizabilityReadout, ScalarReadout, centered_positions,
                                  constrain_charges, point_quadrupoles)
 from equiprop.nn.scatter import scatter_sum
 from equiprop.models.normalization import atomic_energy_scale, charge_columns, element_counts, fit_references, total_charges
 
 
-SPREADS = ("uniform", "learned")  # charge_spread: how the charge constraint distributes the excess
+# charge_spread: how the charge constraint distributes the excess (formal: conserved per molecule)
+SPREADS = ("uniform", "learned", "formal")
 
 
 def constructor_arguments(arguments: dict) -> dict:
@@ -76,6 +78,9 @@ class AtomisticModel(nn.Module):
         # where the constraint puts each structure's excess charge: evenly, or by learned weights
         learned = charge_spread == "learned" and needs_charges and charge_constraint
         self.charge_spread = ChargeSpread(features) if learned else None
+        # formal charges plus learned transfers along edges: each molecule keeps its own (nn/charge_transfer.py)
+        formal = charge_spread == "formal" and needs_charges and charge_constraint
+        self.formal_charges = FormalCharges(self.type_map.elements, cutoff) if formal else None
         self.energy_head = ScalarReadout(features) if Property.ENERGY in self.targets else None
         # alpha_i I + beta_i (3 r r^T - r^2 I) / 2 per atom, r from the centre (invariant models too)
         self.polarizability_head = PolarizabilityReadout(features) if Property.POLARIZABILITY in self.targets else None
@@ -187,7 +192,7 @@ class AtomisticModel(nn.Module):
         atomic_dipoles = self._head(self.dipole_head, features)  # [n_atoms, 3]
         atomic_quadrupoles = self._head(self.quadrupole_head, features)  # [n_atoms, 3, 3]
         out: dict[Property, torch.Tensor] = {}
-        charges = self._charges(scalars, batch) if self.charge_head is not None else None
+        charges = self._charges(scalars, batch, edge_index, vectors) if self.charge_head is not None else None
         if Property.CHARGES in self.targets:
             out[Property.CHARGES] = charges
         if self.predicts_dipole:
@@ -228,8 +233,15 @@ class AtomisticModel(nn.Module):
         charge = batch.total_charge.to(self.charge_energies.dtype)
         return self.charge_energies[0] * charge.clamp(min=0) + self.charge_energies[1] * (-charge).clamp(min=0)
 
-    def _charges(self, scalars: torch.Tensor, batch: GraphBatch) -> torch.Tensor:
+    def _charges(self, scalars: torch.Tensor, batch: GraphBatch, edge_index: torch.Tensor,
+                 vectors: torch.Tensor) -> torch.Tensor:
+        """``[n_atoms]``; ``edge_index [2, n_edges]`` and ``vectors [n_edges, 3]`` as :meth:`represent` got them."""
         charges = self.charge_head(scalars)  # [n_atoms]
+        if self.formal_charges is not None:  # the head's output is a potential u: q = f + sum_j s_ij (u_i - u_j)
+            lengths = torch.linalg.vector_norm(vectors, dim=1)  # [n_edges]
+            pair_weight = 1.0 if batch.paired_edges else 0.5
+            formal = self.formal_charges(batch.types, edge_index, lengths, pair_weight)
+            charges = formal + transferred(charges, edge_index, self.formal_charges.switch(lengths), pair_weight)
         if self.charge_constraint:
             weights = self.charge_spread(scalars) if self.charge_spread is not None else None  # [n_atoms]
             charges = constrain_charges(charges, batch.structure, batch.total_charge, batch.n_atoms, weights)

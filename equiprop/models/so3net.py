@@ -67,7 +67,9 @@ class SO3Net(AtomisticModel):
             total charge (``atoms.info["charge"]``, default 0) exactly.
         charge_spread: how that shift is shared: ``"uniform"`` (evenly over the atoms) or
             ``"learned"`` (by positive per-atom weights from the features, nn/readout.py
-            :class:`ChargeSpread`), so a neutral molecule far from an ion can stay neutral.
+            :class:`ChargeSpread`), so a neutral molecule far from an ion can stay neutral, or
+            ``"formal"`` (formal charges plus learned transfers along edges, nn/charge_transfer.py:
+            a molecule with no edge to the rest keeps its formal charge exactly).
         dipole_from_charges: add ``sum_i q_i (r_i - centre)`` from the predicted
             charges to the sum of atomic dipoles.
         repulsion: ``"PAIR:RADIUS"`` pairs, comma-separated (e.g. ``"O-O:2.3"``),
