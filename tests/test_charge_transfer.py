@@ -76,3 +76,18 @@ def test_a_separated_water_stays_neutral_beside_an_ion(kind):
     water = np.array([model.predict([_displaced(d)])["charges"][0][4:].sum() for d in steps])
     assert abs(water[0]) > 1e-3 and abs(water[-1]) < 1e-12
     assert np.abs(np.diff(water)).max() < 0.1 * np.abs(water).max()  # no step: the switch brings it to zero
+
+
+def test_many_hops_spread_a_molecules_excess_by_degree():
+    """With many hops a connected molecule's excess is spread in proportion to 1 + degree; raw charges that
+    already sum to zero come back nearly unchanged, which one hop does not give."""
+    dimer = ase.io.read(DIMER)
+    edges, lengths = _all_pairs(dimer)
+    switch = FormalCharges(["H", "O"], 8.0).switch(lengths)  # every pair connected
+    raw = torch.randn(len(dimer), dtype=torch.float64)
+    degree = 1.0 + torch.zeros(len(dimer), dtype=torch.float64).index_add(0, edges[0], switch).index_add(0, edges[1], switch)
+    spread = raw - transferred(raw, edges, switch, pair_weight=1.0, hops=400)
+    assert torch.allclose(spread, degree / degree.sum() * raw.sum(), atol=1e-10)
+    neutral = raw - raw.mean()
+    assert torch.allclose(transferred(neutral, edges, switch, 1.0, hops=400), neutral, atol=1e-10)
+    assert (transferred(neutral, edges, switch, 1.0, hops=1) - neutral).abs().max() > 0.1

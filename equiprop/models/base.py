@@ -237,7 +237,7 @@ class AtomisticModel(nn.Module):
                  vectors: torch.Tensor) -> torch.Tensor:
         """``[n_atoms]``; ``edge_index [2, n_edges]`` and ``vectors [n_edges, 3]`` as :meth:`represent` got them."""
         charges = self.charge_head(scalars)  # [n_atoms]
-        if self.formal_charges is not None:  # the head's output is a potential u: q = f + sum_j s_ij (u_i - u_j)
+        if self.formal_charges is not None:  # q = f + c - T^hops c: each molecule keeps its formal charge
             lengths = torch.linalg.vector_norm(vectors, dim=1)  # [n_edges]
             pair_weight = 1.0 if batch.paired_edges else 0.5
             formal = self.formal_charges(batch.types, edge_index, lengths, pair_weight)

@@ -1,11 +1,11 @@
-"""Charges conserved per molecule: formal charges from hydrogen ownership, plus learned transfers along edges.
+"""Charges conserved per molecule: formal charges from hydrogen ownership, plus learned charges compensated on the graph.
 
-``q_i = f_i + sum_j s(r_ij) (u_i - u_j)``: ``f`` are formal charges (:class:`FormalCharges`), ``u`` a
-learned scalar per atom and ``s`` the cosine switch of the cutoff. The transfer term is antisymmetric
-in each pair, so it moves charge along edges and never creates any: a molecule with no edge to the rest
-keeps exactly the sum of its formal charges, and when molecules meet the transfers switch on smoothly
-from zero (split-charge equilibration's structure, Nistor et al. 2006, with learned potentials in
-place of its electronegativities). docs/design.md "Where the excess charge goes".
+``q = f + c - T^hops c``: ``f`` are formal charges (:class:`FormalCharges`), ``c`` the charge head's raw
+charges, and ``T`` a lazy random walk on the graph whose edges are weighted by the cutoff's cosine switch
+(:func:`transferred`). ``T`` only moves charge along edges, so a molecule with no edge to the rest
+keeps exactly the sum of its formal charges, and as molecules meet charge starts to flow between them
+smoothly from zero (the structure of split-charge equilibration, Nistor et al. 2006: charge moves along
+bonds, none is created). docs/design.md "Where the excess charge goes".
 """
 
 import math
@@ -36,7 +36,7 @@ class FormalCharges(nn.Module):
         free: the distance (A) at which a lone H keeps as much of itself as one neighbour would own.
     """
 
-    def __init__(self, elements, cutoff: float, width: float = 0.2, free: float = 2.0):
+    def __init__(self, elements, cutoff: float, width: float = 0.1, free: float = 2.0):
         super().__init__()
         if width <= 0 or free <= 0:
             raise ValueError(f"width and free must be positive, got {width} and {free}")
@@ -66,15 +66,26 @@ class FormalCharges(nn.Module):
         return torch.where(hydrogen, self.kept / total, heavy)
 
 
-def transferred(potentials: torch.Tensor, edge_index: torch.Tensor, switch: torch.Tensor,
-                pair_weight: float = 0.5) -> torch.Tensor:
-    """``sum_j s_ij (u_i - u_j)`` per atom, ``[n_atoms]``: charge moved along edges, summing to zero over
-    any set of atoms with no edge to the rest (exactly, whichever way the pairs are listed).
+def transferred(raw: torch.Tensor, edge_index: torch.Tensor, switch: torch.Tensor,
+                pair_weight: float = 0.5, hops: int = 8) -> torch.Tensor:
+    """``c - T^hops c`` per atom, ``[n_atoms]``: the raw charges ``c`` less their own compensation, which a
+    lazy random walk on the graph carries ``hops`` steps from each atom (``T``: an atom keeps
+    ``1 / (1 + D_j)`` of what it holds and hands ``s_ij / (1 + D_j)`` to each neighbour, ``D_j = sum_i s_ij``).
+    ``T`` conserves what it moves, so the result sums to zero over any set of atoms with no edge to the
+    rest (exactly, whichever way the pairs are listed), and a weak edge moves little. With many hops each
+    molecule's excess is spread over it in proportion to ``1 + D`` (as the uniform constraint spreads a
+    structure's, so a neutral molecule's charges need no correction); with one, only over the neighbours,
+    and the head would have to learn charges' non-local inverse (docs/design.md).
 
-    ``potentials u [n_atoms]``, ``edge_index [2, n_edges]``, ``switch s [n_edges]``; ``pair_weight`` as in
+    ``raw c [n_atoms]``, ``edge_index [2, n_edges]``, ``switch s [n_edges]``; ``pair_weight`` as in
     :meth:`FormalCharges.forward`.
     """
     source, target = edge_index
-    flow = pair_weight * switch * (potentials[source] - potentials[target])  # [n_edges]: from target to source
-    n_atoms = potentials.shape[0]
-    return scatter_sum(flow, source, n_atoms) - scatter_sum(flow, target, n_atoms)
+    n_atoms = raw.shape[0]
+    weight = pair_weight * switch  # [n_edges]
+    kept = 1.0 / (1.0 + scatter_sum(weight, source, n_atoms) + scatter_sum(weight, target, n_atoms))  # [n_atoms]
+    held = raw
+    for _ in range(hops):
+        share = held * kept  # [n_atoms]
+        held = share + scatter_sum(weight * share[target], source, n_atoms) + scatter_sum(weight * share[source], target, n_atoms)
+    return raw - held
