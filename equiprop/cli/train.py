@@ -32,7 +32,7 @@ HELP = {
                       "measures them; default auto (multipole for so3net with dipole and energy on clusters, else none)",
     "charge_spread": "uniform (the charge constraint shifts every atom of a structure alike) or learned (by "
                      "per-atom weights, so a molecule far from an ion can stay neutral) or formal (formal charges from "
-                     "hydrogen ownership plus learned transfers along edges: a molecule beyond the cutoff of "
+                     "hydrogen ownership plus the learned charges compensated along the graph: a molecule beyond the cutoff of "
                      "the rest keeps exactly its formal charge; for water, its ions and other hydrides); "
                      "docs/benchmarks.md; default uniform",
     "lr": "AdamW's learning rate; default 1e-2 for so3net, 2e-3 for schnet (measured on the shipped water: "

@@ -78,7 +78,7 @@ class AtomisticModel(nn.Module):
         # where the constraint puts each structure's excess charge: evenly, or by learned weights
         learned = charge_spread == "learned" and needs_charges and charge_constraint
         self.charge_spread = ChargeSpread(features) if learned else None
-        # formal charges plus learned transfers along edges: each molecule keeps its own (nn/charge_transfer.py)
+        # formal charges plus the head's charges compensated along the graph: each molecule keeps its own (nn/charge_transfer.py)
         formal = charge_spread == "formal" and needs_charges and charge_constraint
         self.formal_charges = FormalCharges(self.type_map.elements, cutoff) if formal else None
         self.energy_head = ScalarReadout(features) if Property.ENERGY in self.targets else None

@@ -30,7 +30,7 @@ class SchNet(AtomisticModel):
         charge_spread: how that shift is shared: ``"uniform"`` (evenly over the atoms) or
             ``"learned"`` (by positive per-atom weights from the features, nn/readout.py
             :class:`ChargeSpread`), so a neutral molecule far from an ion can stay neutral, or
-            ``"formal"`` (formal charges plus learned transfers along edges, nn/charge_transfer.py:
+            ``"formal"`` (formal charges plus the head's charges compensated along the graph, nn/charge_transfer.py:
             a molecule with no edge to the rest keeps its formal charge exactly).
         dipole_from_charges: must be True when ``dipole`` is a target: an
             invariant network can only give the dipole as ``sum_i q_i r_i``

@@ -68,7 +68,7 @@ class SO3Net(AtomisticModel):
         charge_spread: how that shift is shared: ``"uniform"`` (evenly over the atoms) or
             ``"learned"`` (by positive per-atom weights from the features, nn/readout.py
             :class:`ChargeSpread`), so a neutral molecule far from an ion can stay neutral, or
-            ``"formal"`` (formal charges plus learned transfers along edges, nn/charge_transfer.py:
+            ``"formal"`` (formal charges plus the head's charges compensated along the graph, nn/charge_transfer.py:
             a molecule with no edge to the rest keeps its formal charge exactly).
         dipole_from_charges: add ``sum_i q_i (r_i - centre)`` from the predicted
             charges to the sum of atomic dipoles.

@@ -12,6 +12,7 @@ import yaml
 
 from equiprop.errors import InputError
 from equiprop.keys import Property
+from equiprop.models.base import SPREADS
 from equiprop.nn.irreps import check_sh_lmax
 
 
@@ -38,7 +39,7 @@ class TrainConfig:
     radial_hidden: int = 64  # so3net only
     avg_neighbors: float | None = None  # so3net only; None: mean neighbour count of the training set
     charge_constraint: bool = True
-    charge_spread: str = "uniform"  # uniform | learned | formal: how the constraint shares each structure's excess charge (nn/readout.py)
+    charge_spread: str = "uniform"  # uniform | learned | formal: how the constraint shares each structure's excess charge (nn/readout.py, nn/charge_transfer.py)
     repulsion: str = ""  # ZBL floor for named pairs closer than a radius, e.g. "O-O:2.3" (nn/repulsion.py); "": none
     electrostatics: str = "auto"  # none | coulomb | multipole (nn/electrostatics.py) | auto: multipole for SO3Net with dipole and energy on open-boundary data, else none (train/prepare.py)
     dtype: str = "float32"
@@ -103,8 +104,8 @@ class TrainConfig:
                 raise InputError(str(error)) from None
         if self.repulsion and "energy" not in self.targets:
             raise InputError("repulsion is an energy term: add energy to the targets")
-        if self.charge_spread not in ("uniform", "learned", "formal"):
-            raise InputError(f"--charge-spread {self.charge_spread!r}: choose uniform, learned or formal")
+        if self.charge_spread not in SPREADS:
+            raise InputError(f"--charge-spread {self.charge_spread!r}: choose from {', '.join(SPREADS)}")
         if self.lr_schedule not in ("plateau", "budget"):
             raise InputError(f"--lr-schedule {self.lr_schedule!r}: choose plateau or budget")
         if self.electrostatics not in ("auto", "none", "coulomb", "multipole"):
