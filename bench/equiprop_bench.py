@@ -4,7 +4,6 @@ Run in the project's venv: ``python bench/equiprop_bench.py --model so3net --spl
 """
 
 import argparse
-from dataclasses import replace
 import json
 import os
 import resource
@@ -27,7 +26,7 @@ from equiprop.train.config import TrainConfig
 from equiprop.train.data import batch_order, labelled_set, make_batch
 from equiprop.train.evaluate import evaluate, predictions
 from equiprop.train.loop import Trainer
-from equiprop.train.prepare import Splits, build_model, fit_normalization, mean_neighbors, resolved_electrostatics
+from equiprop.train.prepare import Splits, build_model, fit_normalization, mean_neighbors, resolved
 
 NAMES = {"charges": "charges_e", "dipole": "dipole_eA", "energy": "energy_meV_per_atom", "forces": "forces_meV_per_A",
          "dipole_magnitude": "dipole_magnitude_eA"}
@@ -77,7 +76,7 @@ def main():
     symbols = {s for part in frames.values() for atoms in part for s in atoms.get_chemical_symbols()}
     type_map = TypeMap(tuple(sorted(symbols, key=atomic_numbers.get)))
     sets = {name: labelled_set(part, targets, keys, type_map, args.cutoff, name) for name, part in frames.items()}
-    config = replace(config, electrostatics=resolved_electrostatics(config, Splits(**sets, type_map=type_map)))
+    config = resolved(config, Splits(**sets, type_map=type_map))
     torch.manual_seed(args.seed)
     model = build_model(config, type_map, mean_neighbors(sets["train"])).to(args.device)
     scales = fit_normalization(model, sets["train"])

@@ -24,7 +24,6 @@ import copy
 import json
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +39,7 @@ from equiprop.nn.readout import ScalarReadout
 from equiprop.train.config import TrainConfig
 from equiprop.train.evaluate import evaluate
 from equiprop.train.loop import Trainer
-from equiprop.train.prepare import build_model, fit_normalization, mean_neighbors, prepare_data, resolved_electrostatics
+from equiprop.train.prepare import build_model, fit_normalization, mean_neighbors, prepare_data, resolved
 
 
 class StackedHeads(nn.Module):
@@ -117,7 +116,7 @@ class SharedCommittee(Committee):
 def train_shared(config: TrainConfig, heads: int, run_dir: Path):
     run_dir.mkdir(parents=True, exist_ok=True)  # metrics.csv
     splits = prepare_data(config)
-    config = replace(config, electrostatics=resolved_electrostatics(config, splits))
+    config = resolved(config, splits)
     torch.manual_seed(config.seed)
     model = build_model(config, splits.type_map, mean_neighbors(splits.train))
     scales = fit_normalization(model, splits.train)

@@ -105,3 +105,18 @@ def run_dir(slice_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "schnet"
     assert main(["train", "--model", "schnet", "--data", str(slice_file), "--epochs", "2", "--out", str(out), *SMALL]) == 0
     return out
+
+
+def assert_forces_are_minus_the_gradient(model, atoms, components=(0, 4, 8), delta: float = 1e-5, atol: float = 1e-7):
+    """The calculator's forces on ``atoms`` against central differences of its energy, at the flattened
+    position ``components`` (float64 models)."""
+    atoms = atoms.copy()
+    atoms.calc = equiprop.EquipropCalculator(model)
+    forces = atoms.get_forces()
+    for k in components:
+        plus, minus = atoms.copy(), atoms.copy()
+        plus.positions.reshape(-1)[k] += delta
+        minus.positions.reshape(-1)[k] -= delta
+        plus.calc = minus.calc = equiprop.EquipropCalculator(model)
+        numeric = -(plus.get_potential_energy() - minus.get_potential_energy()) / (2 * delta)
+        assert forces.reshape(-1)[k] == pytest.approx(numeric, abs=atol)

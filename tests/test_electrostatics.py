@@ -1,12 +1,13 @@
 """Electrostatics from the learned charges: Coulomb's law beyond the cutoff, invariances, forces, batches, charges."""
 
+import ase.io
 import numpy as np
 import pytest
 import torch
 from ase import Atoms
 
 import equiprop
-from conftest import SMALL, assert_close, make_model, random_rotation, water_cluster
+from conftest import SMALL, assert_close, assert_forces_are_minus_the_gradient, make_model, random_rotation, water_cluster
 from equiprop import datasets
 from equiprop.cli.main import main
 from equiprop.nn.electrostatics import DampedCoulomb, DampedMultipoles
@@ -166,15 +167,7 @@ def test_invariant_differentiable_and_batched_with_electrostatics(kind, electros
     assert_close(together["energy"][0], model.predict([other])["energy"][0], dtype)
     assert together["charges"][0].sum() == pytest.approx(1.0, abs=1e-5)
     if dtype == torch.float64:  # forces are minus the gradient: central differences
-        atoms.calc = equiprop.EquipropCalculator(model)
-        forces, delta = atoms.get_forces(), 1e-5
-        for k in (0, 4, 8):
-            plus, minus = atoms.copy(), atoms.copy()
-            plus.positions.reshape(-1)[k] += delta
-            minus.positions.reshape(-1)[k] -= delta
-            plus.calc = minus.calc = equiprop.EquipropCalculator(model)
-            numeric = -(plus.get_potential_energy() - minus.get_potential_energy()) / (2 * delta)
-            assert forces.reshape(-1)[k] == pytest.approx(numeric, abs=1e-7)
+        assert_forces_are_minus_the_gradient(model, atoms)
 
 
 def test_ewald_of_a_cluster_in_a_growing_box_approaches_the_open_sum():
@@ -315,6 +308,21 @@ def test_auto_gives_multipoles_to_so3net_dipole_models_of_clusters_and_resumes(s
     assert main(["train", "--data", str(slice_file), "--model", "so3net", "--targets", "charges,energy,forces",
                  "--epochs", "1", "--out", str(plain), *SMALL]) == 0
     assert equiprop.load_model(plain / "best.pt").electrostatics is None
+
+
+def test_auto_gives_formal_charges_and_induction_only_when_the_data_hold_a_charged_structure(slice_file, tmp_path):
+    import yaml
+
+    ions = tmp_path / "ions.xyz"
+    ase.io.write(ions, ase.io.read(slice_file, ":4") + datasets.water_pbe0_ions()[:2])
+    for data, spread, electrostatics in ((slice_file, "uniform", "multipole"), (ions, "formal", "polarizable")):
+        out = tmp_path / spread
+        assert main(["train", "--data", str(data), "--epochs", "1", "--out", str(out), *SMALL]) == 0
+        saved = yaml.safe_load((out / "config.yaml").read_text())
+        assert (saved["charge_spread"], saved["electrostatics"]) == (spread, electrostatics)
+        model = equiprop.load_model(out / "best.pt")
+        assert (model.formal_charges is not None) == (model.induction is not None) == (spread == "formal")
+    assert main(["train", "--resume", str(tmp_path / "formal"), "--epochs", "2"]) == 0
 
 
 def test_compiled_runners_hand_periodic_cells_to_the_eager_model():

@@ -26,15 +26,17 @@ HELP = {
                "--lmax 1 --sh-lmax 2 trained 1.7x faster than --lmax 2 on 2 CPU cores (docs/benchmarks.md)",
     "repulsion": "ZBL screened repulsion for named pairs closer than a radius, switched off over its last 0.4 A, "
                  "e.g. O-O:2.3 (a floor where data are thin; docs/active-learning.md measures it); default none",
-    "electrostatics": "none, coulomb (the charges' damped Coulomb energy over all pairs, no cutoff) or multipole "
+    "electrostatics": "none, coulomb (the charges' damped Coulomb energy over all pairs, no cutoff), multipole "
                       "(charges, atomic dipoles and, with the quadrupole target, atomic quadrupoles; so3net with the "
-                      "dipole target; periodic cells are Ewald-summed); docs/benchmarks.md "
-                      "measures them; default auto (multipole for so3net with dipole and energy on clusters, else none)",
-    "charge_spread": "uniform (the charge constraint shifts every atom of a structure alike) or learned (by "
+                      "dipole target; periodic cells are Ewald-summed) or polarizable (multipole plus each atom's dipole "
+                      "induced by the multipoles beyond the cutoff, first order; clusters only); docs/benchmarks.md "
+                      "measures them; default auto (for so3net with dipole and energy on clusters multipole, polarizable "
+                      "when a structure is charged; else none)",
+    "charge_spread": "uniform (the charge constraint shifts every atom of a structure alike), learned (by "
                      "per-atom weights, so a molecule far from an ion can stay neutral) or formal (formal charges from "
                      "hydrogen ownership plus the learned charges compensated along the graph: a molecule beyond the cutoff of "
                      "the rest keeps exactly its formal charge; for water, its ions and other hydrides); "
-                     "docs/benchmarks.md; default uniform",
+                     "docs/benchmarks.md; default auto (formal when a structure of the data is charged, else uniform)",
     "lr": "AdamW's learning rate; default 1e-2 for so3net, 2e-3 for schnet (measured on the shipped water: "
           "docs/active-learning.md)",
     "lr_schedule": "plateau (halve the learning rate when validation stalls) or budget (fall linearly from lr to "

@@ -13,6 +13,7 @@ from equiprop.keys import Property
 from equiprop.nn.geometry import edge_vectors, strained, stress_from_strain_derivative
 from equiprop.nn.precision import as_dtype
 from equiprop.nn.electrostatics import KINDS, DampedMultipoles, fixed_shapes
+from equiprop.nn.induction import Induction
 from equiprop.nn.repulsion import PairRepulsion
 from equiprop.nn.charge_transfer import FormalCharges, transferred
 from equiprop.nn.readout import (ChargeSpread, PolarizabilityReadout, ScalarReadout, centered_positions,
@@ -92,7 +93,9 @@ class AtomisticModel(nn.Module):
         self.repulsion = PairRepulsion(repulsion, self.type_map.elements, cutoff) if repulsion else None
         # the learned multipoles' energy over all pairs, beyond the cutoff too (nn/electrostatics.py)
         self.electrostatics = DampedMultipoles() if electrostatics != "none" else None
-        self.multipole_electrostatics = electrostatics == "multipole"  # atomic dipoles and quadrupoles too
+        self.multipole_electrostatics = electrostatics in ("multipole", "polarizable")  # atomic dipoles and quadrupoles too
+        # each atom's dipole induced by the others' multipoles beyond the cutoff, and its energy (nn/induction.py)
+        self.induction = Induction(len(self.type_map), cutoff) if electrostatics == "polarizable" else None
         self.register_buffer("element_energies", torch.zeros(len(self.type_map)))
         self.register_buffer("charge_energies", torch.zeros(2))
         self.register_buffer("energy_scale", torch.tensor(1.0))
@@ -195,14 +198,18 @@ class AtomisticModel(nn.Module):
         charges = self._charges(scalars, batch, edge_index, vectors) if self.charge_head is not None else None
         if Property.CHARGES in self.targets:
             out[Property.CHARGES] = charges
+        induction, total_dipoles = None, atomic_dipoles  # permanent and induced atomic dipoles [n_atoms, 3]
+        if self.induction is not None:
+            induction, induced = self._induction(charges, atomic_dipoles, positions, batch)
+            total_dipoles = induced if atomic_dipoles is None else atomic_dipoles + induced
         if self.predicts_dipole:
-            dipole = self._dipole(charges, atomic_dipoles, positions, batch)
+            dipole = self._dipole(charges, total_dipoles, positions, batch)
             if Property.DIPOLE in self.targets:
                 out[Property.DIPOLE] = dipole
             if Property.DIPOLE_MAGNITUDE in self.targets:
                 out[Property.DIPOLE_MAGNITUDE] = torch.linalg.vector_norm(dipole, dim=1)
         if Property.QUADRUPOLE in self.targets:
-            out[Property.QUADRUPOLE] = self._quadrupole(charges, atomic_dipoles, atomic_quadrupoles, positions, batch)
+            out[Property.QUADRUPOLE] = self._quadrupole(charges, total_dipoles, atomic_quadrupoles, positions, batch)
         if Property.POLARIZABILITY in self.targets:
             out[Property.POLARIZABILITY] = self._polarizability(scalars, features, positions, batch)
         if Property.ENERGY in self.targets:
@@ -221,7 +228,17 @@ class AtomisticModel(nn.Module):
                 out[Property.ENERGY] = out[Property.ENERGY] + self.electrostatics(
                     charges, positions, batch.structure, batch.n_structures, *multipoles,
                     cell=batch.cell if cell is None else cell, periodic=_periodic_structures(batch))
+            if induction is not None:
+                out[Property.ENERGY] = out[Property.ENERGY] + induction
         return out
+
+    def _induction(self, charges, atomic_dipoles, positions, batch: GraphBatch):
+        """Induction energy ``[n_structures]`` and induced dipoles ``[n_atoms, 3]`` (nn/induction.py)."""
+        periodic = _periodic_structures(batch)
+        if periodic is not None and bool(periodic.any()):
+            raise ValueError(f"electrostatics 'polarizable' sums induction over open boundaries only: structure "
+                             f"{int(periodic.nonzero()[0, 0])} of the batch is a periodic cell")
+        return self.induction(charges, positions, batch.types, batch.structure, batch.n_structures, atomic_dipoles)
 
     def reference_energy(self, batch: GraphBatch) -> torch.Tensor:
         """The reference energy per structure ``[n_structures]`` (eV): its element energies and its charge's."""

@@ -64,8 +64,8 @@ class SchNet(AtomisticModel):
         dtype="float32",
     ):
         self.hparams = constructor_arguments(locals())
-        if electrostatics == "multipole":
-            raise ValueError("electrostatics='multipole' needs atomic dipoles, which the invariant SchNet has not: "
+        if electrostatics in ("multipole", "polarizable"):
+            raise ValueError(f"electrostatics={electrostatics!r} needs atomic dipoles, which the invariant SchNet has not: "
                              "use 'coulomb' or SO3Net")
         if {Property.DIPOLE, Property.DIPOLE_MAGNITUDE} & set(Property.parse(targets)) and not dipole_from_charges:
             raise ValueError("SchNet is invariant: its dipole can only come from charges (dipole_from_charges=True)")

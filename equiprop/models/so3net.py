@@ -79,7 +79,9 @@ class SO3Net(AtomisticModel):
             charges over every pair of a structure, no cutoff (nn/electrostatics.py);
             ``"multipole"`` that of the charges, atomic dipoles and (with the quadrupole
             target) atomic quadrupoles, the multipoles whose sums are the predicted
-            dipole and quadrupole (needs the dipole target); open boundaries only.
+            dipole and quadrupole (needs the dipole target); ``"polarizable"`` that plus
+            first-order induction by the multipoles beyond the cutoff (nn/induction.py; its
+            induced dipoles join the dipole and quadrupole; open boundaries only).
             ``"none"`` (default) for none.
         dtype: ``"float32"`` or ``"float64"``. The model is built in this
             precision, so e3nn's Clebsch-Gordan constants are exact in it
@@ -132,8 +134,8 @@ class SO3Net(AtomisticModel):
             self.dipole_head = VectorReadout(features, features) if self.needs_atomic_dipoles else None
             self.quadrupole_head = TensorReadout(features, features) if wants_quadrupoles else None
             self.polarizability_tensor_head = TensorReadout(features, features) if wants_tensors else None
-            if electrostatics == "multipole" and self.dipole_head is None:
-                raise ValueError("electrostatics='multipole' uses the atomic dipoles: add the dipole (or quadrupole) target")
+            if electrostatics in ("multipole", "polarizable") and self.dipole_head is None:
+                raise ValueError(f"electrostatics={electrostatics!r} uses the atomic dipoles: add the dipole (or quadrupole) target")
 
     def represent(self, batch: GraphBatch, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         paired = batch.paired_edges  # vectors of the first half only: edge functions once per pair

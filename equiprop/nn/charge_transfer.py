@@ -32,11 +32,12 @@ class FormalCharges(nn.Module):
     Args:
         elements: the model's elements, in type order.
         cutoff: the switch's cutoff (A): ownership needs an edge.
-        width: how sharply the nearest heavy atom owns a proton (A).
+        width: how sharply the nearest heavy atom owns a proton (A); 0.2 trained forces about 5% better than 0.1
+            on ion clusters (docs/benchmarks.md "Induction beyond the cutoff").
         free: the distance (A) at which a lone H keeps as much of itself as one neighbour would own.
     """
 
-    def __init__(self, elements, cutoff: float, width: float = 0.1, free: float = 2.0):
+    def __init__(self, elements, cutoff: float, width: float = 0.2, free: float = 2.0):
         super().__init__()
         if width <= 0 or free <= 0:
             raise ValueError(f"width and free must be positive, got {width} and {free}")

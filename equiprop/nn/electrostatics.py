@@ -34,8 +34,9 @@ from equiprop.nn.ewald import PeriodicCoulomb, PeriodicMultipoles
 from equiprop.nn.repulsion import COULOMB
 from equiprop.nn.scatter import scatter_sum
 
-#: ``none``; ``coulomb``: charges; ``multipole``: charges, atomic dipoles and (where the model has them) quadrupoles.
-KINDS = ("none", "coulomb", "multipole")
+#: ``none``; ``coulomb``: charges; ``multipole``: charges, atomic dipoles and (where the model has them) quadrupoles;
+#: ``polarizable``: ``multipole`` plus first-order induction beyond the cutoff (nn/induction.py).
+KINDS = ("none", "coulomb", "multipole", "polarizable")
 
 
 def damped_radial(distance: torch.Tensor, sigma: float, order: int) -> list[torch.Tensor]:

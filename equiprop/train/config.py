@@ -13,6 +13,7 @@ import yaml
 from equiprop.errors import InputError
 from equiprop.keys import Property
 from equiprop.models.base import SPREADS
+from equiprop.nn.electrostatics import KINDS
 from equiprop.nn.irreps import check_sh_lmax
 
 
@@ -39,9 +40,9 @@ class TrainConfig:
     radial_hidden: int = 64  # so3net only
     avg_neighbors: float | None = None  # so3net only; None: mean neighbour count of the training set
     charge_constraint: bool = True
-    charge_spread: str = "uniform"  # uniform | learned | formal: how the constraint shares each structure's excess charge (nn/readout.py, nn/charge_transfer.py)
+    charge_spread: str = "auto"  # uniform | learned | formal: how the constraint shares each structure's excess charge (nn/readout.py, nn/charge_transfer.py) | auto: formal when a structure is charged, else uniform (train/prepare.py)
     repulsion: str = ""  # ZBL floor for named pairs closer than a radius, e.g. "O-O:2.3" (nn/repulsion.py); "": none
-    electrostatics: str = "auto"  # none | coulomb | multipole (nn/electrostatics.py) | auto: multipole for SO3Net with dipole and energy on open-boundary data, else none (train/prepare.py)
+    electrostatics: str = "auto"  # none | coulomb | multipole (nn/electrostatics.py) | polarizable (nn/induction.py) | auto: for SO3Net with dipole and energy on open-boundary data multipole, polarizable if a structure is charged; else none (train/prepare.py)
     dtype: str = "float32"
     # data
     data: str | None = None  # extxyz file, "water+ions" or "qm9"; None: the shipped PBE0 water clusters
@@ -104,14 +105,14 @@ class TrainConfig:
                 raise InputError(str(error)) from None
         if self.repulsion and "energy" not in self.targets:
             raise InputError("repulsion is an energy term: add energy to the targets")
-        if self.charge_spread not in SPREADS:
-            raise InputError(f"--charge-spread {self.charge_spread!r}: choose from {', '.join(SPREADS)}")
+        if self.charge_spread not in ("auto", *SPREADS):
+            raise InputError(f"--charge-spread {self.charge_spread!r}: choose auto, {', '.join(SPREADS)}")
         if self.lr_schedule not in ("plateau", "budget"):
             raise InputError(f"--lr-schedule {self.lr_schedule!r}: choose plateau or budget")
-        if self.electrostatics not in ("auto", "none", "coulomb", "multipole"):
-            raise InputError(f"--electrostatics {self.electrostatics!r}: choose auto, none, coulomb or multipole")
-        if self.electrostatics == "multipole" and (self.model != "so3net" or "dipole" not in self.targets):
-            raise InputError("--electrostatics multipole uses atomic dipoles: it needs --model so3net and the dipole target")
+        if self.electrostatics not in ("auto", *KINDS):
+            raise InputError(f"--electrostatics {self.electrostatics!r}: choose auto, {', '.join(KINDS)}")
+        if self.electrostatics in ("multipole", "polarizable") and (self.model != "so3net" or "dipole" not in self.targets):
+            raise InputError(f"--electrostatics {self.electrostatics} uses atomic dipoles: it needs --model so3net and the dipole target")
         if self.electrostatics not in ("none", "auto") and "energy" not in self.targets:
             raise InputError("electrostatics is an energy term: add energy to the targets")
         if "stress" in self.targets and self.compile:

@@ -15,7 +15,7 @@ from equiprop.train.evaluate import evaluate
 from equiprop.train.loop import Trainer, drop_rows_after, use_cuda_graphs
 from equiprop.train.plots import parity_plots
 from equiprop.train.prepare import (Splits, build_model, fit_normalization, mean_neighbors, prepare_data,
-                                    resolved_electrostatics)
+                                    resolved)
 from equiprop.train.rundir import prepare_run_dir
 from equiprop.data.split import structure_kind
 from equiprop.data.typemap import TypeMap
@@ -71,9 +71,11 @@ def _quiet(message: str) -> None:
 
 def _new_trainer(config: TrainConfig, run_dir: Path, log, ranks, device) -> tuple[Trainer, Splits]:
     splits = prepare_data(config)
-    if config.electrostatics == "auto":
-        config = replace(config, electrostatics=resolved_electrostatics(config, splits))
-        log(f"electrostatics: {config.electrostatics} (auto)")
+    chosen = resolved(config, splits)
+    for name in ("electrostatics", "charge_spread"):
+        if getattr(config, name) == "auto":
+            log(f"{name.replace('_', ' ')}: {getattr(chosen, name)} (auto)")
+    config = chosen
     torch.manual_seed(config.seed)  # reproducible initial weights, the same on every rank
     model = build_model(config, splits.type_map, mean_neighbors(splits.train)).to(device)
     scales = fit_normalization(model, splits.train)
@@ -92,7 +94,7 @@ def _resumed_trainer(requested: TrainConfig, run_dir: Path, log, ranks, device) 
                          f"load for evaluate, predict and check, but resuming needs a run of this version: start a new one")
     saved = TrainConfig(**payload["config"])
     changed = [k for k, v in requested.to_dict().items() if k not in RESUMABLE_CHANGES + ("out",) and v != getattr(saved, k)
-               and not (k == "electrostatics" and v == "auto")]  # the saved run holds what auto decided
+               and not (k in ("electrostatics", "charge_spread") and v == "auto")]  # the saved run holds what auto decided
     if changed:
         raise InputError(f"{run_dir}: cannot change {', '.join(changed)} when resuming (only {', '.join(RESUMABLE_CHANGES)})")
     config = replace(saved, **{k: getattr(requested, k) for k in RESUMABLE_CHANGES}, out=str(run_dir))
