@@ -121,9 +121,10 @@ def test_ipi_runs_the_export_itself(tmp_path):
     assert rows[0, -1] == pytest.approx(start.get_potential_energy(), abs=1e-4)  # every bead starts at the template
 
 
-def test_a_model_with_electrostatics_exports_for_any_size_and_refuses_cells(tmp_path):
-    """The all-pairs sum is traced by broadcasting: a trace on the example cluster holds for others."""
-    model = make_model("so3net", electrostatics="multipole", targets=["charges", "dipole", "quadrupole", "energy"],
+@pytest.mark.parametrize("electrostatics", ["multipole", "polarizable"])
+def test_a_model_with_electrostatics_exports_for_any_size_and_refuses_cells(tmp_path, electrostatics):
+    """The all-pairs sums are traced by broadcasting: a trace on the example cluster holds for others."""
+    model = make_model("so3net", electrostatics=electrostatics, targets=["charges", "dipole", "quadrupole", "energy"],
                        dtype=torch.float32)
     path = tmp_path / "long-range.pt"
     export(model, path)
