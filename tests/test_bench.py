@@ -30,3 +30,26 @@ def test_equiprop_bench_trains_what_a_user_gets_by_default(tmp_path):
     errors = [report["test_mae"][k] for k in ("charges_e", "dipole_eA", "energy_meV_per_atom", "forces_meV_per_A")]
     assert all(math.isfinite(e) and e > 0 for e in errors)
     assert report["train_structures_per_s"] > 0
+
+
+def test_dimer_parts_leaves_nothing_beyond_the_cutoff_but_the_monomers_multipoles_and_induction(tmp_path):
+    """bench/dimer_parts.py: at 10 A (cutoff 3 A) the model's whole interaction is the multipole term of
+    the monomers' own multipoles, plus a small binding induction for a polarizable model; at 2.9 A the
+    partner within the cutoff adds the rest."""
+    from conftest import make_model
+    from equiprop.models.checkpoint import save_checkpoint
+
+    for electrostatics in ("multipole", "polarizable"):
+        model = make_model("so3net", electrostatics=electrostatics, charge_spread="formal",  # no charge leaks apart
+                           targets=["charges", "dipole", "quadrupole", "energy"])
+        path = tmp_path / f"{electrostatics}.pt"
+        save_checkpoint(path, model, config={}, normalization={})
+        done = subprocess.run([sys.executable, "bench/dimer_parts.py", str(path), "--distances", "2.9,10.0"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        near, far = ([float(v) for v in line.split()] for line in done.stdout.splitlines()[1:])
+        assert abs(far[2]) > 1e-2 and abs(near[3]) > 1e-2
+        if electrostatics == "multipole":
+            assert abs(far[3]) <= 1e-4  # whole = frozen beyond reach (printed to 1e-4 meV)
+        else:
+            assert -0.1 * abs(far[2]) < far[3] < 0.0  # induction binds, and is small
