@@ -198,10 +198,11 @@ class AtomisticModel(nn.Module):
         charges = self._charges(scalars, batch, edge_index, vectors) if self.charge_head is not None else None
         if Property.CHARGES in self.targets:
             out[Property.CHARGES] = charges
+        periodic = _periodic_structures(batch) if self.electrostatics is not None else None  # [n_structures]
         induction, total_dipoles = None, atomic_dipoles  # permanent and induced atomic dipoles [n_atoms, 3]
-        if self.induction is not None:
-            induction, induced = self._induction(charges, atomic_dipoles, positions, batch)
-            total_dipoles = induced if atomic_dipoles is None else atomic_dipoles + induced
+        if self.induction is not None:  # models with induction have atomic dipoles (so3net.py)
+            induction, induced = self._induction(charges, atomic_dipoles, positions, batch, periodic)
+            total_dipoles = atomic_dipoles + induced
         if self.predicts_dipole:
             dipole = self._dipole(charges, total_dipoles, positions, batch)
             if Property.DIPOLE in self.targets:
@@ -227,14 +228,14 @@ class AtomisticModel(nn.Module):
                 multipoles = (atomic_dipoles, atomic_quadrupoles) if self.multipole_electrostatics else (None, None)
                 out[Property.ENERGY] = out[Property.ENERGY] + self.electrostatics(
                     charges, positions, batch.structure, batch.n_structures, *multipoles,
-                    cell=batch.cell if cell is None else cell, periodic=_periodic_structures(batch))
+                    cell=batch.cell if cell is None else cell, periodic=periodic)
             if induction is not None:
                 out[Property.ENERGY] = out[Property.ENERGY] + induction
         return out
 
-    def _induction(self, charges, atomic_dipoles, positions, batch: GraphBatch):
-        """Induction energy ``[n_structures]`` and induced dipoles ``[n_atoms, 3]`` (nn/induction.py)."""
-        periodic = _periodic_structures(batch)
+    def _induction(self, charges, atomic_dipoles, positions, batch: GraphBatch, periodic):
+        """Induction energy ``[n_structures]`` and induced dipoles ``[n_atoms, 3]`` (nn/induction.py);
+        ``periodic`` as :func:`_periodic_structures` gives it."""
         if periodic is not None and bool(periodic.any()):
             raise ValueError(f"electrostatics 'polarizable' sums induction over open boundaries only: structure "
                              f"{int(periodic.nonzero()[0, 0])} of the batch is a periodic cell")

@@ -68,21 +68,28 @@ class Induction(nn.Module):
         if fixed_shapes(structure):  # every ordered pair of the batch, [n, n]
             r = x[:, None] - x[None, :]
             same = structure[:, None] == structure[None, :]
-            return self._from(q[None, :], mu[None, :], r, same).sum(1)
+            return self._field(q[None, :], mu[None, :], r, self._kernel(r, same)).sum(1)
         i, j = structure_pairs(structure, n_structures)
         r = x[i] - x[j]  # [n_pairs, 3]
-        same = torch.ones_like(i, dtype=torch.bool)
-        at_i = self._from(q[j], mu[j], r, same)  # [n_pairs, 3]: j's field at i
-        at_j = self._from(q[i], mu[i], -r, same)
+        kernel = self._kernel(r, torch.ones_like(i, dtype=torch.bool))  # once per pair, for both directions
+        at_i = self._field(q[j], mu[j], r, kernel)  # [n_pairs, 3]: j's field at i
+        at_j = self._field(q[i], mu[i], -r, kernel)
         return torch.zeros_like(x).index_add(0, i, at_i).index_add(0, j, at_j)
 
-    def _from(self, q, mu, r, same):
-        """The switched field of charges ``q [...]`` and dipoles ``mu [..., 3]`` at ``r [..., 3]`` from them."""
+    def _kernel(self, r, same):
+        """The onset weight and ``B1``, ``B2`` at ``r [..., 3]``, each ``[...]``; pairs not ``same`` or coincident
+        (the diagonal, padding atoms) weigh 0 (at distance 1: no 0/0)."""
         squared = (r * r).sum(-1)
-        valid = same & (squared > 0)  # the diagonal and coincident padding atoms: 0 (distance 1, no 0/0)
+        valid = same & (squared > 0)
         distance = torch.where(valid, squared, torch.ones_like(squared)).sqrt()
-        b = damped_radial(distance, self.sigma, 2)
+        _, b1, b2 = damped_radial(distance, self.sigma, 2)
         weight = torch.where(valid, smooth_onset(distance, self.start, self.end), torch.zeros_like(distance))
+        return weight, b1, b2
+
+    @staticmethod
+    def _field(q, mu, r, kernel):
+        """The switched field of charges ``q [...]`` and dipoles ``mu [..., 3]`` at ``r [..., 3]`` from them."""
+        weight, b1, b2 = kernel
         mu_r = (mu * r).sum(-1)
-        field = (q * b[1] + mu_r * b[2])[..., None] * r - b[1][..., None] * mu
+        field = (q * b1 + mu_r * b2)[..., None] * r - b1[..., None] * mu
         return weight[..., None] * field
