@@ -48,8 +48,11 @@ def test_dimer_parts_leaves_nothing_beyond_the_cutoff_but_the_monomers_multipole
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-2000:]
         near, far = ([float(v) for v in line.split()] for line in done.stdout.splitlines()[1:])
-        assert abs(far[2]) > 1e-2 and abs(near[3]) > 1e-2
+        r, whole, frozen, rest, response, induction, network = far
+        assert abs(frozen) > 1e-2 and abs(near[3]) > 1e-2
+        assert abs(response) <= 1e-4 and abs(network) <= 1e-4  # nothing within reach (printed to 1e-4 meV)
+        assert abs(rest - (response + induction + network)) <= 3e-4 and abs(near[3] - sum(near[4:])) <= 3e-4
         if electrostatics == "multipole":
-            assert abs(far[3]) <= 1e-4  # whole = frozen beyond reach (printed to 1e-4 meV)
+            assert abs(rest) <= 1e-4  # whole = frozen beyond reach
         else:
-            assert -0.1 * abs(far[2]) < far[3] < 0.0  # induction binds, and is small
+            assert -0.1 * abs(frozen) < induction < 0.0  # induction binds, and is small

@@ -91,3 +91,36 @@ def test_many_hops_spread_a_molecules_excess_by_degree():
     neutral = raw - raw.mean()
     assert torch.allclose(transferred(neutral, edges, switch, 1.0, hops=400), neutral, atol=1e-10)
     assert (transferred(neutral, edges, switch, 1.0, hops=1) - neutral).abs().max() > 0.1
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_formal_charges_are_features_and_checkpoints_from_before_load_without(kind, tmp_path):
+    """A formal model's first interaction sees each atom's formal charge (the O of H3O+ ~+1, a water's ~0),
+    the same numbers as the charges' own formal part; they change the prediction. A checkpoint written
+    before the features existed (no ``formal_features`` in its hparams) rebuilds without them and
+    predicts as when written."""
+    import copy
+
+    from equiprop.models.checkpoint import load_model, save_checkpoint
+
+    model = make_model(kind, torch.float64, charge_spread="formal", cutoff=3.0)
+    seen = []
+    model.formal_embedding.register_forward_hook(lambda module, inputs, out: seen.append(inputs[0].detach()))
+    near = _displaced(2.7)
+    ref = model.predict([near])
+    assert np.allclose(seen[-1].numpy(), _formal(near, cutoff=3.0), atol=1e-12)
+    assert abs(float(seen[-1][0]) - 1.0) < 0.05 and abs(float(seen[-1][4])) < 0.05  # ion's O, water's O
+    plain = copy.deepcopy(model)
+    plain.formal_embedding = None
+    assert abs(float(plain.predict([near])["energy"][0] - ref["energy"][0])) > 1e-4
+
+    old = make_model(kind, torch.float64, charge_spread="formal", cutoff=3.0, formal_features=False)
+    assert old.formal_embedding is None
+    path = tmp_path / "old.pt"
+    save_checkpoint(path, old, config={}, normalization={})
+    payload = torch.load(path, weights_only=True)
+    del payload["hparams"]["formal_features"]
+    torch.save(payload, path)
+    loaded = load_model(path)
+    assert loaded.formal_embedding is None
+    assert np.allclose(loaded.predict([near])["energy"], old.predict([near])["energy"], rtol=0, atol=1e-12)

@@ -121,11 +121,12 @@ def test_ipi_runs_the_export_itself(tmp_path):
     assert rows[0, -1] == pytest.approx(start.get_potential_energy(), abs=1e-4)  # every bead starts at the template
 
 
-@pytest.mark.parametrize("electrostatics", ["multipole", "polarizable"])
-def test_a_model_with_electrostatics_exports_for_any_size_and_refuses_cells(tmp_path, electrostatics):
-    """The all-pairs sums are traced by broadcasting: a trace on the example cluster holds for others."""
+@pytest.mark.parametrize("electrostatics, spread", [("multipole", "uniform"), ("polarizable", "formal")])
+def test_a_model_with_electrostatics_exports_for_any_size_and_refuses_cells(tmp_path, electrostatics, spread):
+    """The all-pairs sums are traced by broadcasting: a trace on the example cluster holds for others.
+    (polarizable with formal charges, which also enter the embedding: what charged data train by default.)"""
     model = make_model("so3net", electrostatics=electrostatics, targets=["charges", "dipole", "quadrupole", "energy"],
-                       dtype=torch.float32)
+                       dtype=torch.float32, charge_spread=spread)
     path = tmp_path / "long-range.pt"
     export(model, path)
     for atoms in (water_cluster(2, seed=1), water_cluster(6, seed=5)):

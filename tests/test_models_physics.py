@@ -175,7 +175,7 @@ def test_charge_spreads_are_invariant_batched_and_differentiable(kind, spread):
         assert_close(singles[k]["charges"][0], ref["charges"][k], torch.float64)
         assert_close(singles[k]["forces"][0], ref["forces"][k], torch.float64)
     even = copy.deepcopy(model)
-    even.charge_spread = even.formal_charges = None
+    even.charge_spread = even.formal_charges = even.formal_embedding = None  # the formal charges as features go too
     assert np.abs(even.predict(frames)["charges"][0] - ref["charges"][0]).max() > 1e-3
     frame, h = frames[0], 1e-5
     moved = frame.copy()

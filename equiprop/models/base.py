@@ -16,6 +16,7 @@ from equiprop.nn.electrostatics import KINDS, DampedMultipoles, fixed_shapes
 from equiprop.nn.induction import Induction
 from equiprop.nn.repulsion import PairRepulsion
 from equiprop.nn.charge_transfer import FormalCharges, transferred
+from equiprop.nn.embedding import FormalChargeEmbedding
 from equiprop.nn.readout import (ChargeSpread, PolarizabilityReadout, ScalarReadout, centered_positions,
                                  constrain_charges, point_quadrupoles)
 from equiprop.nn.scatter import scatter_sum
@@ -57,6 +58,7 @@ class AtomisticModel(nn.Module):
         repulsion: str = "",
         electrostatics: str = "none",
         charge_spread: str = "uniform",
+        formal_features: bool = True,
     ):
         super().__init__()
         if cutoff <= 0:
@@ -82,6 +84,8 @@ class AtomisticModel(nn.Module):
         # formal charges plus the head's charges compensated along the graph: each molecule keeps its own (nn/charge_transfer.py)
         formal = charge_spread == "formal" and needs_charges and charge_constraint
         self.formal_charges = FormalCharges(self.type_map.elements, cutoff) if formal else None
+        # ... which also feed the embedding (formal_features): a neighbour's charge state is seen from the first interaction
+        self.formal_embedding = FormalChargeEmbedding(features) if formal and formal_features else None
         self.energy_head = ScalarReadout(features) if Property.ENERGY in self.targets else None
         # alpha_i I + beta_i (3 r r^T - r^2 I) / 2 per atom, r from the centre (invariant models too)
         self.polarizability_head = PolarizabilityReadout(features) if Property.POLARIZABILITY in self.targets else None
@@ -125,6 +129,17 @@ class AtomisticModel(nn.Module):
     def needs_atomic_dipoles(self) -> bool:
         """Whether per-atom dipoles are read out (for the dipole, and for the quadrupole they contribute to)."""
         return self.predicts_dipole or Property.QUADRUPOLE in self.targets
+
+    def embed(self, batch: GraphBatch, distances: torch.Tensor) -> torch.Tensor:
+        """Each atom's scalar features before the first interaction, ``[n_atoms, features]``: its element's,
+        plus its formal charge's for a model with ``formal_features``. ``distances [n_edges]`` as
+        :meth:`represent` gets them (the first half's for a ``paired_edges`` batch)."""
+        x = self.embedding(batch.types)
+        if self.formal_embedding is not None:
+            edges = batch.edge_index[:, : distances.shape[0]]  # [2, n_edges]: the first half when paired
+            formal = self.formal_charges(batch.types, edges, distances, 1.0 if batch.paired_edges else 0.5)
+            x = x + self.formal_embedding(formal.to(x.dtype))
+        return x
 
     def represent(self, batch: GraphBatch, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Invariant features ``[n_atoms, features]`` and equivariant ones ``[n_atoms, (l + 1)^2, features]``

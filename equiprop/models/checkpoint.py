@@ -94,7 +94,7 @@ def _trim_last_interaction(hparams: dict, state: dict) -> dict:
     The product keeps its paths into those degrees; linear maps and gates their
     leading degrees. The network computes the same function as before.
     """
-    model = SO3Net(**hparams)  # for the shapes only (e3nn's constructors do not run on the meta device)
+    model = SO3Net(**constructor_hparams(hparams))  # for the shapes only (e3nn's constructors do not run on the meta device)
     last = len(model.interactions) - 1
     product = model.interactions[last].product
     full = coupling_paths(product.lmax, product.lmax, product.lmax)
@@ -123,6 +123,12 @@ def _covers(shape, target) -> bool:
     return len(shape) == len(target) and all(n >= m for n, m in zip(shape, target))
 
 
+def constructor_hparams(hparams: dict) -> dict:
+    """A checkpoint's hparams for the model's constructor: those written before an argument existed get
+    the value that reproduces them (``formal_features``, 2026-12-08: formal charges were no feature)."""
+    return {"formal_features": False, **hparams}
+
+
 def model_from_checkpoint(payload: dict, source="checkpoint", device="cpu"):
     """Rebuild the model (a :class:`Committee` for a committee checkpoint) and load its weights; InputError if they do not fit."""
     if payload["model"] == COMMITTEE:
@@ -131,7 +137,7 @@ def model_from_checkpoint(payload: dict, source="checkpoint", device="cpu"):
     cls = MODEL_CLASSES.get(payload["model"])
     if cls is None:
         raise InputError(f"{source}: unknown model {payload['model']!r}; known: {sorted(MODEL_CLASSES)}")
-    model = cls(**payload["hparams"])
+    model = cls(**constructor_hparams(payload["hparams"]))
     state = dict(payload["state_dict"])
     # written before the charge references existed (2026-12-07): those models had none, i.e. zero
     state.setdefault("charge_energies", torch.zeros_like(model.charge_energies))

@@ -32,6 +32,8 @@ class SchNet(AtomisticModel):
             :class:`ChargeSpread`), so a neutral molecule far from an ion can stay neutral, or
             ``"formal"`` (formal charges plus the head's charges compensated along the graph, nn/charge_transfer.py:
             a molecule with no edge to the rest keeps its formal charge exactly).
+        formal_features: with the formal spread, each atom's formal charge also enters its embedding
+            (nn/embedding.py :class:`FormalChargeEmbedding`); False for checkpoints written before it.
         dipole_from_charges: must be True when ``dipole`` is a target: an
             invariant network can only give the dipole as ``sum_i q_i r_i``
             (about each structure's geometric centre).
@@ -61,6 +63,7 @@ class SchNet(AtomisticModel):
         repulsion: str = "",
         electrostatics: str = "none",
         charge_spread: str = "uniform",
+        formal_features: bool = True,
         dtype="float32",
     ):
         self.hparams = constructor_arguments(locals())
@@ -71,7 +74,7 @@ class SchNet(AtomisticModel):
             raise ValueError("SchNet is invariant: its dipole can only come from charges (dipole_from_charges=True)")
         with default_dtype(dtype):  # e3nn constants exact in this precision
             super().__init__(elements, cutoff, features, targets, charge_constraint, dipole_from_charges, repulsion,
-                             electrostatics, charge_spread)
+                             electrostatics, charge_spread, formal_features)
             self.embedding = ElementEmbedding(len(self.type_map), features)
             self.rbf = GaussianRBF(n_rbf, cutoff, rbf_start)
             self.fcut = CosineCutoff(cutoff)
@@ -80,7 +83,7 @@ class SchNet(AtomisticModel):
     def represent(self, batch: GraphBatch, vectors: torch.Tensor) -> tuple[torch.Tensor, None]:
         distances = torch.linalg.norm(vectors, dim=1)  # [n_edges] (n_edges / 2 if paired: filters once per pair)
         rbf, fcut = self.rbf(distances), self.fcut(distances)  # [n_edges, n_rbf], [n_edges]
-        x = self.embedding(batch.types)  # [n_atoms, features]
+        x = self.embed(batch, distances)  # [n_atoms, features]
         for interaction in self.interactions:
             x = x + interaction(x, rbf, fcut, batch.edge_index, batch.paired_edges)
         return x, None

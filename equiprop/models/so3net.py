@@ -70,6 +70,8 @@ class SO3Net(AtomisticModel):
             :class:`ChargeSpread`), so a neutral molecule far from an ion can stay neutral, or
             ``"formal"`` (formal charges plus the head's charges compensated along the graph, nn/charge_transfer.py:
             a molecule with no edge to the rest keeps its formal charge exactly).
+        formal_features: with the formal spread, each atom's formal charge also enters its embedding
+            (nn/embedding.py :class:`FormalChargeEmbedding`); False for checkpoints written before it.
         dipole_from_charges: add ``sum_i q_i (r_i - centre)`` from the predicted
             charges to the sum of atomic dipoles.
         repulsion: ``"PAIR:RADIUS"`` pairs, comma-separated (e.g. ``"O-O:2.3"``),
@@ -110,12 +112,13 @@ class SO3Net(AtomisticModel):
         repulsion: str = "",
         electrostatics: str = "none",
         charge_spread: str = "uniform",
+        formal_features: bool = True,
         dtype="float32",
     ):
         self.hparams = constructor_arguments(locals())
         with default_dtype(dtype):  # e3nn constants exact in this precision
             super().__init__(elements, cutoff, features, targets, charge_constraint, dipole_from_charges, repulsion,
-                             electrostatics, charge_spread)
+                             electrostatics, charge_spread, formal_features)
             self.lmax, self.features = check_lmax(lmax), features
             self.sh_lmax = self.lmax if sh_lmax is None else check_sh_lmax(sh_lmax, self.lmax)
             self.embedding = ElementEmbedding(len(self.type_map), features)
@@ -142,7 +145,7 @@ class SO3Net(AtomisticModel):
         distances = torch.linalg.norm(vectors, dim=1)  # [n_edges] (n_edges / 2 if paired)
         rbf, fcut = self.rbf(distances), self.fcut(distances)  # [n_edges, n_rbf], [n_edges]
         sh = self.sh(vectors)  # [n_edges, (sh_lmax + 1)^2]
-        x = self.embedding(batch.types)[:, None]  # [n_atoms, 1, features]: scalars; higher l start at zero
+        x = self.embed(batch, distances)[:, None]  # [n_atoms, 1, features]: scalars; higher l start at zero
         # not under torch.compile: torch.func.grad (the compiled forces) cannot run checkpointing's saved-tensor hooks
         save_memory = x.shape[0] >= CHECKPOINT_ATOMS and torch.is_grad_enabled() and not torch.compiler.is_compiling()
         for interaction in self.interactions:
