@@ -149,3 +149,24 @@ def test_an_interrupted_exploration_resumes_after_its_last_finished_stage(slice_
     for a, b in zip(resumed.candidates, whole.candidates):
         np.testing.assert_allclose(a.positions, b.positions, atol=1e-6)
     assert resumed.stops == whole.stops
+
+
+def test_exploring_with_an_ion_keeps_its_charge_and_a_wrong_ion_is_refused_at_once(slice_file, tmp_path, capsys):
+    """Every explored frame of an ``ion`` round is the ion and its waters with ``info["charge"]`` set (the
+    labeller and the next committee read it); an unknown ion stops before any training."""
+    import equiprop.learn.explore as exploring
+    from equiprop.learn.loop import LearnConfig as Config
+
+    committee, _ = trainer({**TINY, "epochs": 1, "data": str(slice_file), "ensemble": 2,
+                            "out": str(tmp_path / "committee")}, False)
+    settings = Config(explore={**EXPLORE, "sizes": [2], "ion": "OH-"}).explore_settings()
+    found = exploring.explore(committee, settings, seed=3, log=lambda m: None)
+    assert found.candidates
+    for atoms in found.candidates:
+        assert atoms.info["charge"] == -1 and atoms.get_chemical_formula(mode="hill") == "H5O3"
+
+    path = tmp_path / "learn.yaml"
+    path.write_text("explore: {ion: H3O+}\nschedule: {1: {explore: {ion: NH4+}}}\n")
+    assert main(["learn", str(tmp_path / "out"), "--config", str(path)]) == 2
+    assert "explore: ion 'NH4+' (round 1 on)" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

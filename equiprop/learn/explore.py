@@ -24,7 +24,8 @@ class ExploreSettings:
     """What one round explores (sizes in molecules, temperatures in K)."""
 
     molecule: str = "H2O"
-    sizes: tuple[int, ...] = tuple(range(2, 13))
+    sizes: tuple[int, ...] = tuple(range(2, 13))  # molecules (besides the ion)
+    ion: str | None = None  # "H3O+" or "OH-" (make-clusters --ion): every start holds one; frames keep info["charge"]
     temperatures: tuple[float, ...] = (200.0, 300.0, 400.0)
     starts_per_size: int = 1  # random clusters relaxed per size
     md: MDSettings = field(default_factory=MDSettings)
@@ -58,7 +59,7 @@ def explore(committee, settings: ExploreSettings, seed: int, earlier_minima: lis
 
     calc, driver = EquipropCalculator(committee), EquipropCalculator(committee.members[0])
     sizes = list(settings.sizes)
-    starts = make_clusters(settings.molecule, sizes, len(sizes) * settings.starts_per_size, seed=seed)
+    starts = make_clusters(settings.molecule, sizes, len(sizes) * settings.starts_per_size, seed=seed, ion=settings.ion)
     def relax_all():
         found, problems = [], []
         for k, start in enumerate(starts):

@@ -34,6 +34,7 @@ from ase import Atoms
 from equiprop.data.io import read_structures, write_structures
 from equiprop.errors import InputError
 from equiprop.keys import is_per_atom
+from equiprop.labelling.clusters import IONS
 from equiprop.learn.explore import ExploreSettings, explore, score
 from equiprop.learn.select import Selection, select
 from equiprop.sampling.guard import Guard, min_heavy_distance
@@ -49,7 +50,7 @@ class LearnConfig:
 
     out: str = "learn"
     rounds: int = 4
-    base_data: str | None = None  # extxyz with DFT labels; None: the shipped PBE0 water clusters
+    base_data: str | None = None  # extxyz with DFT labels, or "water+ions"; None: the shipped PBE0 water clusters
     ensemble: int = 3
     train_time: float = 240.0  # seconds of training for the whole committee, per round
     train: dict = field(default_factory=dict)  # further TrainConfig fields (model size, targets, ...)
@@ -116,7 +117,12 @@ def checked_config(values: dict, path) -> LearnConfig:
         if wrong:
             raise InputError(f"{path}: schedule: {start}: {wrong[0]!r} cannot change between rounds; "
                              f"can: {', '.join(sorted(SCHEDULED))}")
-    return LearnConfig(**values)
+    config = LearnConfig(**values)
+    for k in (0, *sorted(config.schedule, key=int)):
+        ion = config.for_round(int(k)).explore.get("ion")
+        if ion is not None and ion not in IONS:
+            raise InputError(f"{path}: explore: ion {ion!r} (round {k} on): choose {', '.join(IONS)} or leave it out")
+    return config
 
 
 def learn(config: LearnConfig, train_committee, label, log=print) -> list[dict]:
@@ -197,9 +203,9 @@ def _train_explore_select(config: LearnConfig, k: int, folder: Path, train_commi
 
 def training_frames(config: LearnConfig, k: int) -> list[Atoms]:
     """The base data and every frame labelled in rounds before ``k`` (predictions dropped)."""
-    from equiprop.datasets import water_pbe0_path
+    from equiprop.datasets import water_pbe0_path, water_with_ions
 
-    frames = read_structures(config.base_data or water_pbe0_path())
+    frames = water_with_ions() if config.base_data == "water+ions" else read_structures(config.base_data or water_pbe0_path())
     return frames + [a for a in labelled_frames(Path(config.out)) if a.info["round"] < k]
 
 

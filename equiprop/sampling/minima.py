@@ -6,6 +6,7 @@ from ase import Atoms
 from ase.optimize import BFGS
 
 from equiprop.sampling.guard import Guard
+from equiprop.sampling.md import with_charge
 
 
 @dataclass(frozen=True)
@@ -17,10 +18,10 @@ class RelaxSettings:
 
 def relax(atoms: Atoms, calc, settings: RelaxSettings = RelaxSettings(), guard: Guard = Guard()) -> tuple[Atoms, str | None]:
     """The BFGS minimum of ``atoms`` (a copy) and a reason if it is unusable (not converged, out of bounds)."""
-    moving = Atoms(atoms.numbers, atoms.positions)
+    moving = with_charge(Atoms(atoms.numbers, atoms.positions), atoms)
     moving.calc = calc
     converged = BFGS(moving, logfile=None, maxstep=settings.maxstep).run(fmax=settings.fmax, steps=settings.steps)
-    minimum = Atoms(moving.numbers, moving.positions)
+    minimum = with_charge(Atoms(moving.numbers, moving.positions), atoms)
     minimum.info.update(sample="minimum")
     if not converged:
         return minimum, f"BFGS not converged to fmax {settings.fmax} in {settings.steps} steps"
