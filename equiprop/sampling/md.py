@@ -5,10 +5,10 @@ beyond the model's cutoff, so its local terms do not couple them), in one
 ``ase.Atoms`` that ASE's ``Langevin`` integrates; the system's total charge
 (``info["charge"]``) is the sum of the replicas'. Only a model's electrostatics
 reaches across: at 100 A two water dipoles interact by about 1e-4 meV and two
-ions by 0.14 eV with a force of 1.4 meV/A, under a thousandth of the thermal
-forces. With the formal charge spread each replica keeps its own total charge
-exactly (it has no edge to the others); the uniform spread would share one
-replica's excess with all of them.
+ions by 0.14 eV with a force of 1.4 meV/A (2.4 at the end of a row of eight), a
+thousandth of the thermal forces. With the formal charge spread each replica
+keeps its own total charge exactly (it has no edge to the others); the uniform
+spread would share one replica's excess with all of them.
 One model call then serves every trajectory, which on a CPU is several times
 faster than one call per cluster. The thermostat acts on each atom
 independently and the centre of mass is left free (``fixcm=False``), so every
