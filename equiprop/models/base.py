@@ -130,24 +130,23 @@ class AtomisticModel(nn.Module):
         """Whether per-atom dipoles are read out (for the dipole, and for the quadrupole they contribute to)."""
         return self.predicts_dipole or Property.QUADRUPOLE in self.targets
 
-    def embed(self, batch: GraphBatch, distances: torch.Tensor) -> torch.Tensor:
+    def embed(self, batch: GraphBatch, formal: torch.Tensor | None = None) -> torch.Tensor:
         """Each atom's scalar features before the first interaction, ``[n_atoms, features]``: its element's,
-        plus its formal charge's for a model with ``formal_features``. ``distances [n_edges]`` as
-        :meth:`represent` gets them (the first half's for a ``paired_edges`` batch)."""
+        plus, for a model with ``formal_features``, its formal charge's (``formal [n_atoms]``)."""
         x = self.embedding(batch.types)
         if self.formal_embedding is not None:
-            edges = batch.edge_index[:, : distances.shape[0]]  # [2, n_edges]: the first half when paired
-            formal = self.formal_charges(batch.types, edges, distances, 1.0 if batch.paired_edges else 0.5)
             x = x + self.formal_embedding(formal.to(x.dtype))
         return x
 
-    def represent(self, batch: GraphBatch, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def represent(self, batch: GraphBatch, vectors: torch.Tensor,
+                  formal: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Invariant features ``[n_atoms, features]`` and equivariant ones ``[n_atoms, (l + 1)^2, features]``
         (None for an invariant model), which the equivariant heads read (``dipole_head``: l=1 vectors,
         ``quadrupole_head`` and ``polarizability_tensor_head``: l=2 tensors).
 
         ``vectors [n_edges, 3]``; for a ``paired_edges`` batch only the first
-        half's ``[n_edges / 2, 3]`` (the second half are their negatives).
+        half's ``[n_edges / 2, 3]`` (the second half are their negatives). ``formal [n_atoms]``: the
+        formal charges (:meth:`_formal`) that :meth:`embed` adds for a model with ``formal_features``.
         """
         raise NotImplementedError
 
@@ -206,11 +205,12 @@ class AtomisticModel(nn.Module):
         if vectors is None:
             cell = batch.cell if cell is None else cell
             vectors = edge_vectors(positions, edge_index, cell_shifts, cell, batch.structure)
-        scalars, features = self.represent(batch, vectors)
+        formal = self._formal(batch, edge_index, vectors)  # [n_atoms] or None: for the embedding and the charges
+        scalars, features = self.represent(batch, vectors, formal)
         atomic_dipoles = self._head(self.dipole_head, features)  # [n_atoms, 3]
         atomic_quadrupoles = self._head(self.quadrupole_head, features)  # [n_atoms, 3, 3]
         out: dict[Property, torch.Tensor] = {}
-        charges = self._charges(scalars, batch, edge_index, vectors) if self.charge_head is not None else None
+        charges = self._charges(scalars, batch, edge_index, vectors, formal) if self.charge_head is not None else None
         if Property.CHARGES in self.targets:
             out[Property.CHARGES] = charges
         periodic = _periodic_structures(batch) if self.electrostatics is not None else None  # [n_structures]
@@ -266,14 +266,22 @@ class AtomisticModel(nn.Module):
         charge = batch.total_charge.to(self.charge_energies.dtype)
         return self.charge_energies[0] * charge.clamp(min=0) + self.charge_energies[1] * (-charge).clamp(min=0)
 
+    def _formal(self, batch: GraphBatch, edge_index: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor | None:
+        """Formal charges ``[n_atoms]`` (nn/charge_transfer.py) for a model with the formal spread, else None;
+        ``edge_index [2, n_edges]`` and ``vectors [n_edges, 3]`` as :meth:`represent` gets them."""
+        if self.formal_charges is None:
+            return None
+        lengths = torch.linalg.vector_norm(vectors, dim=1)  # [n_edges]
+        return self.formal_charges(batch.types, edge_index, lengths, 1.0 if batch.paired_edges else 0.5)
+
     def _charges(self, scalars: torch.Tensor, batch: GraphBatch, edge_index: torch.Tensor,
-                 vectors: torch.Tensor) -> torch.Tensor:
-        """``[n_atoms]``; ``edge_index [2, n_edges]`` and ``vectors [n_edges, 3]`` as :meth:`represent` got them."""
+                 vectors: torch.Tensor, formal: torch.Tensor | None) -> torch.Tensor:
+        """``[n_atoms]``; ``edge_index [2, n_edges]`` and ``vectors [n_edges, 3]`` as :meth:`represent` got them,
+        ``formal`` from :meth:`_formal`."""
         charges = self.charge_head(scalars)  # [n_atoms]
-        if self.formal_charges is not None:  # q = f + c - T^hops c: each molecule keeps its formal charge
+        if formal is not None:  # q = f + c - T^hops c: each molecule keeps its formal charge
             lengths = torch.linalg.vector_norm(vectors, dim=1)  # [n_edges]
             pair_weight = 1.0 if batch.paired_edges else 0.5
-            formal = self.formal_charges(batch.types, edge_index, lengths, pair_weight)
             charges = formal + transferred(charges, edge_index, self.formal_charges.switch(lengths), pair_weight)
         if self.charge_constraint:
             weights = self.charge_spread(scalars) if self.charge_spread is not None else None  # [n_atoms]

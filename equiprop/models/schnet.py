@@ -80,10 +80,11 @@ class SchNet(AtomisticModel):
             self.fcut = CosineCutoff(cutoff)
             self.interactions = nn.ModuleList(SchNetInteraction(features, n_rbf) for _ in range(interactions))
 
-    def represent(self, batch: GraphBatch, vectors: torch.Tensor) -> tuple[torch.Tensor, None]:
+    def represent(self, batch: GraphBatch, vectors: torch.Tensor,
+                  formal: torch.Tensor | None = None) -> tuple[torch.Tensor, None]:
         distances = torch.linalg.norm(vectors, dim=1)  # [n_edges] (n_edges / 2 if paired: filters once per pair)
         rbf, fcut = self.rbf(distances), self.fcut(distances)  # [n_edges, n_rbf], [n_edges]
-        x = self.embed(batch, distances)  # [n_atoms, features]
+        x = self.embed(batch, formal)  # [n_atoms, features]
         for interaction in self.interactions:
             x = x + interaction(x, rbf, fcut, batch.edge_index, batch.paired_edges)
         return x, None

@@ -140,12 +140,13 @@ class SO3Net(AtomisticModel):
             if electrostatics in ("multipole", "polarizable") and self.dipole_head is None:
                 raise ValueError(f"electrostatics={electrostatics!r} uses the atomic dipoles: add the dipole (or quadrupole) target")
 
-    def represent(self, batch: GraphBatch, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def represent(self, batch: GraphBatch, vectors: torch.Tensor,
+                  formal: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         paired = batch.paired_edges  # vectors of the first half only: edge functions once per pair
         distances = torch.linalg.norm(vectors, dim=1)  # [n_edges] (n_edges / 2 if paired)
         rbf, fcut = self.rbf(distances), self.fcut(distances)  # [n_edges, n_rbf], [n_edges]
         sh = self.sh(vectors)  # [n_edges, (sh_lmax + 1)^2]
-        x = self.embed(batch, distances)[:, None]  # [n_atoms, 1, features]: scalars; higher l start at zero
+        x = self.embed(batch, formal)[:, None]  # [n_atoms, 1, features]: scalars; higher l start at zero
         # not under torch.compile: torch.func.grad (the compiled forces) cannot run checkpointing's saved-tensor hooks
         save_memory = x.shape[0] >= CHECKPOINT_ATOMS and torch.is_grad_enabled() and not torch.compiler.is_compiling()
         for interaction in self.interactions:
