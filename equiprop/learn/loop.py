@@ -203,9 +203,14 @@ def _train_explore_select(config: LearnConfig, k: int, folder: Path, train_commi
 
 def training_frames(config: LearnConfig, k: int) -> list[Atoms]:
     """The base data and every frame labelled in rounds before ``k`` (predictions dropped)."""
-    from equiprop.datasets import water_pbe0_path, water_with_ions
+    from equiprop.datasets import water_pbe0_path
+    from equiprop.train.config import TrainConfig
+    from equiprop.train.prepare import read_data
 
-    frames = water_with_ions() if config.base_data == "water+ions" else read_structures(config.base_data or water_pbe0_path())
+    if config.base_data is None:
+        frames = read_structures(water_pbe0_path())
+    else:  # a file, or a name `equiprop train --data` knows (water+ions)
+        frames, _ = read_data(TrainConfig(data=config.base_data))
     return frames + [a for a in labelled_frames(Path(config.out)) if a.info["round"] < k]
 
 
